@@ -1,0 +1,20 @@
+/*
+ * adapter.c: the table of engines.
+ */
+#include <string.h>
+
+#include "adapters/adapter.h"
+
+extern const struct adapter postgres_adapter;
+
+static const struct adapter *const adapters[] = {
+	&postgres_adapter,
+};
+
+const struct adapter *adapter_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(adapters) / sizeof(*adapters); i++)
+		if (strcmp(adapters[i]->name, name) == 0)
+			return adapters[i];
+	return NULL;
+}

@@ -1,0 +1,1151 @@
+/*
+ * postgres.c: the PostgreSQL 15 adapter.
+ *
+ * A node is one postmaster with its data directory in NODE_DIR/data, its
+ * log in NODE_DIR/postgres.log, listening on 127.0.0.1 only.  rotator's
+ * settings live in NODE_DIR/data/rotator.conf, which postgresql.conf
+ * includes last, so that a node laid down from a snapshot can be given
+ * its own port and upstream without touching the files the snapshot's
+ * manifest covers.
+ *
+ * WAL continuity.  A fresh node needs all WAL from its snapshot's start
+ * to now, however old the snapshot and however little WAL the primary
+ * keeps.  Every node therefore archives completed segments into the
+ * cluster's archive (CLUSTER_DIR/wal) and every replica restores from it
+ * before it streams; the archive is pruned only up to the oldest kept
+ * restore point.  Because the archive outlives nodes, a snapshot taken on
+ * an old timeline can still seed a node after any number of switchovers
+ * (recovery_target_timeline = latest follows the history files).
+ *
+ * Secrets.  Programs and replicas find the password in a passfile
+ * (CLUSTER_DIR/pgpass, mode 0600, owned by run_as), never in argv or in a
+ * configuration file; rotator's own connections pass it to libpq in
+ * memory.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+#include <openssl/evp.h>
+
+#include "adapters/adapter.h"
+#include "rotator/cluster.h"
+#include "rotator/log.h"
+#include "rotator/provisioner.h"
+
+#define PG_TOOL_TIMEOUT_MS (10 * 60 * 1000)
+#define PG_START_TIMEOUT_S "300"
+#define PG_WAL_SEGMENT (16 * 1024 * 1024)
+#define COPY_CHUNK (1 << 20)
+
+/* Paths of one node or cluster; each a new string. */
+static char *data_dir(const struct node *n)
+{
+	return xasprintf("%s/data", n->dir);
+}
+
+static char *archive_dir(const struct cluster *cl)
+{
+	return xasprintf("%s/wal", cl->dir);
+}
+
+static char *passfile(const struct cluster *cl)
+{
+	return xasprintf("%s/pgpass", cl->dir);
+}
+
+/* "X/Y" to a number; returns 0 or -1. */
+static int parse_lsn(const char *text, uint64_t *lsn)
+{
+	unsigned int hi, lo;
+
+	if (!text || sscanf(text, "%X/%X", &hi, &lo) != 2)
+		return -1;
+	*lsn = ((uint64_t)hi << 32) | lo;
+	return 0;
+}
+
+/*
+ * Connect to node N as auth.user.  Returns a connection or NULL after
+ * writing ERR.  Caller finishes it with PQfinish().
+ */
+static PGconn *pg_connect(struct cluster *cl, const struct node *n,
+			  char *err, size_t errlen)
+{
+	char port[16];
+	const char *keys[] = { "host",	   "port",	     "user",
+			       "password", "dbname",	     "connect_timeout",
+			       "sslmode",  "application_name", NULL };
+	const char *values[] = { n->host,	 port,	   cl->cfg->auth_user,
+				 cl->password, "postgres", "5",
+				 "disable",	 "rotator",  NULL };
+	PGconn *conn;
+
+	snprintf(port, sizeof(port), "%d", n->port);
+	conn = PQconnectdbParams(keys, values, 0);
+	if (PQstatus(conn) != CONNECTION_OK) {
+		snprintf(err, errlen, "could not connect to %s:%d: %s",
+			 n->host, n->port, PQerrorMessage(conn));
+		err[strcspn(err, "\n")] = '\0';
+		PQfinish(conn);
+		return NULL;
+	}
+	return conn;
+}
+
+/*
+ * Run SQL, which returns one row, on CONN and copy its columns into
+ * VALUES (NCOLS buffers of LEN bytes; NULL becomes "").  Returns 0 or -1
+ * after writing ERR.
+ */
+static int pg_row(PGconn *conn, const char *sql, char values[][128],
+		  int ncols, char *err, size_t errlen)
+{
+	PGresult *res = PQexec(conn, sql);
+	int rc = -1;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK &&
+	    PQresultStatus(res) != PGRES_COMMAND_OK) {
+		snprintf(err, errlen, "query failed: %s",
+			 PQresultErrorMessage(res));
+		err[strcspn(err, "\n")] = '\0';
+		goto out;
+	}
+	if (ncols > 0 && (PQntuples(res) != 1 || PQnfields(res) < ncols)) {
+		snprintf(err, errlen, "query returned %d rows", PQntuples(res));
+		goto out;
+	}
+	for (int i = 0; i < ncols; i++)
+		snprintf(values[i], 128, "%s", PQgetvalue(res, 0, i));
+	rc = 0;
+out:
+	PQclear(res);
+	return rc;
+}
+
+/* Connect, run one statement, disconnect. */
+static int pg_once(struct cluster *cl, const struct node *n, const char *sql,
+		   char values[][128], int ncols, char *err, size_t errlen)
+{
+	PGconn *conn = pg_connect(cl, n, err, errlen);
+	int rc;
+
+	if (!conn)
+		return -1;
+	rc = pg_row(conn, sql, values, ncols, err, errlen);
+	PQfinish(conn);
+	return rc;
+}
+
+/* A passfile line field: ':' and '\' are escaped. */
+static void append_escaped(char *out, size_t cap, const char *s)
+{
+	size_t used = strlen(out);
+
+	for (; *s && used + 2 < cap; s++) {
+		if (*s == ':' || *s == '\\')
+			out[used++] = '\\';
+		out[used++] = *s;
+	}
+	out[used] = '\0';
+}
+
+static int write_passfile(struct cluster *cl, char *err, size_t errlen)
+{
+	char *path = passfile(cl);
+	char line[1024] = "127.0.0.1:*:*:";
+	int rc;
+
+	append_escaped(line, sizeof(line), cl->cfg->auth_user);
+	strcat(line, ":");
+	append_escaped(line, sizeof(line), cl->password);
+	strcat(line, "\n");
+	rc = prov_write_file(cl, path, line, strlen(line), err, errlen);
+	explicit_bzero(line, sizeof(line));
+	free(path);
+	return rc;
+}
+
+/*
+ * Write NODE_DIR/data/rotator.conf: the node's own port and, for a
+ * replica, where it streams from.  The archive and restore commands are
+ * the same on every node.
+ */
+static int write_node_conf(struct cluster *cl, const struct node *n,
+			   const struct node *upstream, char *err,
+			   size_t errlen)
+{
+	char *dir = data_dir(n), *arch = archive_dir(cl), *pass = passfile(cl);
+	char *path = xasprintf("%s/rotator.conf", dir);
+	char *text, *primary = xstrdup(""), *extra = xstrdup("");
+	int rc;
+
+	if (upstream) {
+		free(primary);
+		primary = xasprintf(
+			"primary_conninfo = 'host=%s port=%d user=%s "
+			"passfile=%s application_name=%s_%d sslmode=disable'\n",
+			upstream->host, upstream->port, cl->cfg->auth_user,
+			pass, cl->cfg->name, n->generation);
+	}
+	for (int i = 0; i < cl->cfg->n_settings; i++) {
+		char *next = xasprintf("%s%s = '%s'\n", extra,
+				       cl->cfg->settings[i].name,
+				       cl->cfg->settings[i].value);
+
+		free(extra);
+		extra = next;
+	}
+	text = xasprintf(
+		"# written by rotator for node %s/%d; do not edit\n"
+		"port = %d\n"
+		"listen_addresses = '%s'\n"
+		"unix_socket_directories = ''\n"
+		"cluster_name = '%s_%d'\n"
+		"wal_level = replica\n"
+		"max_wal_senders = 10\n"
+		"hot_standby = on\n"
+		"password_encryption = 'scram-sha-256'\n"
+		"archive_mode = on\n"
+		"archive_command = 'test ! -f \"%s/%%f\" && "
+		"cp \"%%p\" \"%s/%%f.part\" && sync \"%s/%%f.part\" && "
+		"mv \"%s/%%f.part\" \"%s/%%f\" && sync \"%s\" || "
+		"cmp -s \"%%p\" \"%s/%%f\"'\n"
+		"restore_command = 'cp \"%s/%%f\" \"%%p\"'\n"
+		"recovery_target_timeline = 'latest'\n"
+		"wal_receiver_status_interval = 1s\n"
+		"%s%s",
+		cl->cfg->name, n->generation, n->port, n->host, cl->cfg->name,
+		n->generation, arch, arch, arch, arch, arch, arch, arch, arch,
+		primary, extra);
+	rc = prov_write_file(cl, path, text, strlen(text), err, errlen);
+	free(text);
+	free(primary);
+	free(extra);
+	free(path);
+	free(pass);
+	free(arch);
+	free(dir);
+	return rc;
+}
+
+static int write_hba(struct cluster *cl, const struct node *n, char *err,
+		     size_t errlen)
+{
+	static const char hba[] =
+		"# written by rotator; password authentication only\n"
+		"local all all scram-sha-256\n"
+		"host all all 127.0.0.1/32 scram-sha-256\n"
+		"host replication all 127.0.0.1/32 scram-sha-256\n";
+	char *path = xasprintf("%s/data/pg_hba.conf", n->dir);
+	int rc = prov_write_file(cl, path, hba, sizeof(hba) - 1, err, errlen);
+
+	free(path);
+	return rc;
+}
+
+static int include_node_conf(struct cluster *cl, const struct node *n,
+			     char *err, size_t errlen)
+{
+	char *path = xasprintf("%s/data/postgresql.conf", n->dir);
+	FILE *f = fopen(path, "a");
+	int rc = 0;
+
+	if (!f || fputs("\ninclude_if_exists = 'rotator.conf'\n", f) < 0 ||
+	    fflush(f) != 0 || fsync(fileno(f)) != 0) {
+		snprintf(err, errlen, "could not append to \"%s\": %s", path,
+			 strerror(errno));
+		rc = -1;
+	}
+	if (f)
+		fclose(f);
+	free(path);
+	return rc;
+}
+
+static int pg_start(struct cluster *cl, const struct node *n, char *err,
+		    size_t errlen)
+{
+	char *dir = data_dir(n);
+	char *logf = xasprintf("%s/postgres.log", n->dir);
+	const char *argv[] = { "-D", dir, "-l", logf, "-w", "-t",
+			       PG_START_TIMEOUT_S, "start", NULL };
+	int rc = prov_run(cl, "pg_ctl", argv, NULL, NULL, PG_TOOL_TIMEOUT_MS,
+			  err, errlen);
+
+	free(logf);
+	free(dir);
+	return rc;
+}
+
+/* The postmaster's pid from postmaster.pid, or 0 when there is none. */
+static pid_t postmaster_pid(const struct node *n)
+{
+	char *path = xasprintf("%s/data/postmaster.pid", n->dir);
+	FILE *f = fopen(path, "r");
+	long pid = 0;
+
+	free(path);
+	if (!f)
+		return 0;
+	if (fscanf(f, "%ld", &pid) != 1)
+		pid = 0;
+	fclose(f);
+	return (pid_t)pid;
+}
+
+static bool pid_alive(pid_t pid)
+{
+	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+/* Wait until PID is gone, polling every millisecond until DEADLINE. */
+static bool wait_gone(pid_t pid, int64_t deadline)
+{
+	while (pid_alive(pid)) {
+		if (now_ms() > deadline)
+			return false;
+		sleep_ms(1);
+	}
+	return true;
+}
+
+static int pg_ensure_running(struct cluster *cl, struct node *n, char *err,
+			     size_t errlen)
+{
+	if (pid_alive(postmaster_pid(n)))
+		return 0;
+	return pg_start(cl, n, err, errlen);
+}
+
+/*
+ * Stop N for good: fast shutdown, then immediate, then SIGKILL, each
+ * with a bound.  Success means the postmaster is gone (its children
+ * follow it: they exit when they notice it died).
+ */
+static int pg_stop(struct cluster *cl, struct node *n, char *err,
+		   size_t errlen)
+{
+	static const struct {
+		int sig;
+		int64_t wait_ms;
+	} steps[] = { { SIGINT, 30000 }, { SIGQUIT, 10000 },
+		      { SIGKILL, 10000 } };
+	pid_t pid = postmaster_pid(n);
+
+	if (!pid_alive(pid))
+		return 0;
+	for (size_t i = 0; i < sizeof(steps) / sizeof(*steps); i++) {
+		if (kill(pid, steps[i].sig) == -1 && errno == ESRCH)
+			return 0;
+		if (wait_gone(pid, now_ms() + steps[i].wait_ms))
+			return 0;
+		log_warning("postmaster %d of %s/%d ignored signal %d", pid,
+			    cl->cfg->name, n->generation, steps[i].sig);
+	}
+	snprintf(err, errlen, "could not stop postmaster %d", (int)pid);
+	return -1;
+}
+
+static int pg_bootstrap(struct cluster *cl, struct node *n, char *err,
+			size_t errlen)
+{
+	char *arch = archive_dir(cl), *dir = data_dir(n);
+	char *pwfile = xasprintf("%s/initdb.pw", n->dir);
+	char *pwopt = xasprintf("--pwfile=%s", pwfile);
+	const char *argv[] = { "-D", dir, "-U", cl->cfg->auth_user, pwopt,
+			       "-A", "scram-sha-256", "-E", "UTF8",
+			       "--locale=C", "--data-checksums", NULL };
+	char *initlog = xasprintf("%s/initdb.log", n->dir);
+	int rc = -1;
+
+	if (prov_mkdir(cl, arch, 0700, err, errlen) == -1 ||
+	    write_passfile(cl, err, errlen) == -1 ||
+	    prov_write_file(cl, pwfile, cl->password, strlen(cl->password),
+			    err, errlen) == -1)
+		goto out;
+	rc = prov_run(cl, "initdb", argv, NULL, initlog, PG_TOOL_TIMEOUT_MS,
+		      err, errlen);
+	if (unlink(pwfile) == -1)
+		log_warning("could not remove \"%s\": %s", pwfile,
+			    strerror(errno));
+	if (rc == -1)
+		goto out;
+	rc = -1;
+	if (write_hba(cl, n, err, errlen) == -1 ||
+	    include_node_conf(cl, n, err, errlen) == -1 ||
+	    write_node_conf(cl, n, NULL, err, errlen) == -1 ||
+	    pg_start(cl, n, err, errlen) == -1)
+		goto out;
+	rc = 0;
+out:
+	free(initlog);
+	free(pwopt);
+	free(pwfile);
+	free(dir);
+	free(arch);
+	return rc;
+}
+
+/*
+ * Read pg_controldata's output for the data directory DIR into a new
+ * string (caller frees), or NULL after writing ERR.
+ */
+static char *controldata(struct cluster *cl, const char *dir, char *err,
+			 size_t errlen)
+{
+	char tmpl[] = "/tmp/rotator-controldata-XXXXXX";
+	const char *argv[] = { "-D", dir, NULL };
+	char *text = NULL;
+	int fd = mkstemp(tmpl);
+	uid_t uid;
+	gid_t gid;
+
+	if (fd == -1) {
+		snprintf(err, errlen, "could not create temporary file: %s",
+			 strerror(errno));
+		return NULL;
+	}
+	if (prov_owner(cl, &uid, &gid, err, errlen) == 0 &&
+	    fchown(fd, uid, gid) == 0 &&
+	    prov_run(cl, "pg_controldata", argv, NULL, tmpl, 60000, err,
+		     errlen) == 0)
+		text = read_file(tmpl, NULL);
+	close(fd);
+	unlink(tmpl);
+	return text;
+}
+
+/* The value after "KEY:" in pg_controldata output, into BUF. */
+static int control_field(const char *text, const char *key, char *buf,
+			 size_t len)
+{
+	const char *p = strstr(text, key);
+	size_t n;
+
+	if (!p)
+		return -1;
+	p += strlen(key);
+	p += strspn(p, ": \t");
+	n = strcspn(p, "\n");
+	snprintf(buf, len, "%.*s", (int)(n < len ? n : len - 1), p);
+	return 0;
+}
+
+/*
+ * Entries of the backup's own manifest by path: a new object mapping
+ * each path to {"size": N, "sha256": HEX}, plus rotator's list of WAL
+ * files.  Returns NULL after writing ERR.
+ */
+static json_t *expected_files(const char *data, json_t *manifest, char *err,
+			      size_t errlen)
+{
+	char *path = xasprintf("%s/backup_manifest", data);
+	json_t *bm = NULL, *files, *f, *expected = NULL;
+	char sha[SHA256_HEX_LEN + 1];
+	json_error_t jerr;
+	const char *want;
+	size_t i;
+
+	if (sha256_file(path, sha, NULL) == -1) {
+		snprintf(err, errlen, "could not read \"%s\": %s", path,
+			 strerror(errno));
+		goto out;
+	}
+	want = json_string_value(json_object_get(manifest,
+						 "backup_manifest_sha256"));
+	if (!want || strcmp(want, sha) != 0) {
+		snprintf(err, errlen,
+			 "\"%s\" has SHA-256 %s, the manifest says %s", path,
+			 sha, want ? want : "nothing");
+		goto out;
+	}
+	bm = json_load_file(path, 0, &jerr);
+	files = json_object_get(bm, "Files");
+	if (!json_is_array(files)) {
+		snprintf(err, errlen, "could not parse \"%s\": %s", path,
+			 bm ? "no Files" : jerr.text);
+		goto out;
+	}
+	expected = json_object();
+	json_array_foreach(files, i, f) {
+		const char *p = json_string_value(json_object_get(f, "Path"));
+		const char *c = json_string_value(json_object_get(f,
+								  "Checksum"));
+
+		if (!p || !c) {
+			snprintf(err, errlen, "\"%s\": entry %zu lacks a checksum",
+				 path, i);
+			json_decref(expected);
+			expected = NULL;
+			goto out;
+		}
+		json_object_set_new(expected, p,
+				    json_pack("{s:O, s:s}", "size",
+					      json_object_get(f, "Size"),
+					      "sha256", c));
+	}
+	json_array_foreach(json_object_get(manifest, "wal_files"), i, f)
+		json_object_set(expected,
+				json_string_value(json_object_get(f, "path")),
+				f);
+out:
+	json_decref(bm);
+	free(path);
+	return expected;
+}
+
+/*
+ * The walk over a snapshot's files.  nftw() takes no argument for its
+ * callback, so the walk's state is thread-local.
+ */
+struct walk {
+	const char *src;	/* snapshot data directory */
+	const char *dst;	/* node data directory, or NULL to only check */
+	json_t *expected;	/* path -> {size, sha256}; entries removed */
+	uid_t uid;
+	gid_t gid;
+	char *buf;
+	char *err;
+	size_t errlen;
+	uint64_t bytes;
+};
+
+static __thread struct walk *walk_state;
+
+/*
+ * Copy (or only read) SRC to DST, hashing as it goes, and compare size
+ * and hash with WANT.  Returns 0 or -1 after writing the walk's ERR.
+ */
+static int copy_verified(struct walk *w, const char *rel, const char *src,
+			 json_t *want)
+{
+	char *dst = w->dst ? xasprintf("%s/%s", w->dst, rel) : NULL;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	char hex[SHA256_HEX_LEN + 1];
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int in = open(src, O_RDONLY | O_CLOEXEC), out = -1, rc = -1;
+	uint64_t size = 0;
+	unsigned int mdlen;
+	ssize_t n;
+
+	if (in == -1)
+		goto io_error;
+	if (dst) {
+		out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (out == -1 || fchown(out, w->uid, w->gid) == -1)
+			goto io_error;
+	}
+	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+	while ((n = read(in, w->buf, COPY_CHUNK)) > 0) {
+		EVP_DigestUpdate(ctx, w->buf, (size_t)n);
+		size += (uint64_t)n;
+		for (ssize_t off = 0; out != -1 && off < n;) {
+			ssize_t m = write(out, w->buf + off, (size_t)(n - off));
+
+			if (m == -1)
+				goto io_error;
+			off += m;
+		}
+	}
+	if (n == -1)
+		goto io_error;
+	EVP_DigestFinal_ex(ctx, md, &mdlen);
+	for (unsigned int i = 0; i < mdlen; i++)
+		sprintf(hex + 2 * i, "%02x", md[i]);
+	if ((uint64_t)json_integer_value(json_object_get(want, "size")) !=
+		    size ||
+	    strcmp(json_string_value(json_object_get(want, "sha256")), hex)) {
+		snprintf(w->err, w->errlen,
+			 "file \"%s\" of the snapshot does not match its manifest",
+			 rel);
+		goto out;
+	}
+	w->bytes += size;
+	rc = 0;
+	goto out;
+io_error:
+	snprintf(w->err, w->errlen, "could not copy \"%s\": %s", rel,
+		 strerror(errno));
+out:
+	EVP_MD_CTX_free(ctx);
+	if (in != -1)
+		close(in);
+	if (out != -1)
+		close(out);
+	free(dst);
+	return rc;
+}
+
+static int walk_entry(const char *path, const struct stat *st, int flag,
+		      struct FTW *ftw)
+{
+	struct walk *w = walk_state;
+	const char *rel = path + strlen(w->src);
+	json_t *want;
+
+	if (*rel == '/')
+		rel++;
+	if (flag == FTW_D) {
+		char *dst;
+		int rc = 0;
+
+		if (!w->dst || *rel == '\0')
+			return 0;
+		dst = xasprintf("%s/%s", w->dst, rel);
+		if (mkdir(dst, 0700) == -1 || chown(dst, w->uid, w->gid) == -1) {
+			snprintf(w->err, w->errlen,
+				 "could not create \"%s\": %s", dst,
+				 strerror(errno));
+			rc = -1;
+		}
+		free(dst);
+		return rc;
+	}
+	if (flag != FTW_F) {
+		snprintf(w->err, w->errlen,
+			 "snapshot holds \"%s\", which is not a regular file",
+			 rel);
+		return -1;
+	}
+	if (strcmp(rel, "backup_manifest") == 0)
+		return 0;
+	want = json_object_get(w->expected, rel);
+	if (!want) {
+		snprintf(w->err, w->errlen,
+			 "snapshot holds \"%s\", which no manifest lists", rel);
+		return -1;
+	}
+	if (copy_verified(w, rel, path, want) == -1)
+		return -1;
+	json_object_del(w->expected, rel);
+	return 0;
+}
+
+/*
+ * Walk the snapshot data directory SRC: every file must be listed by a
+ * manifest and match it, and every listed file must be there.  With DST,
+ * copy the tree there as it is checked, owned by run_as.
+ */
+static int walk_snapshot(struct cluster *cl, const char *src,
+			 const char *dst, json_t *manifest, char *err,
+			 size_t errlen)
+{
+	struct walk w = { .src = src, .dst = dst, .err = err,
+			  .errlen = errlen };
+	int rc = -1;
+
+	err[0] = '\0';
+	w.expected = expected_files(src, manifest, err, errlen);
+	if (!w.expected)
+		return -1;
+	if (prov_owner(cl, &w.uid, &w.gid, err, errlen) == -1)
+		goto out;
+	w.buf = xmalloc(COPY_CHUNK);
+	walk_state = &w;
+	if (nftw(src, walk_entry, 64, FTW_PHYS) != 0) {
+		if (!err[0])
+			snprintf(err, errlen, "could not walk \"%s\": %s", src,
+				 strerror(errno));
+		goto out;
+	}
+	if (json_object_size(w.expected) > 0) {
+		snprintf(err, errlen, "snapshot lacks \"%s\", which its manifest lists",
+			 json_object_iter_key(json_object_iter(w.expected)));
+		goto out;
+	}
+	log_debug("checked %" PRIu64 " bytes of \"%s\"", w.bytes, src);
+	rc = 0;
+out:
+	walk_state = NULL;
+	free(w.buf);
+	json_decref(w.expected);
+	return rc;
+}
+
+/* Describe the WAL files in DATA/pg_wal for the manifest. */
+static int list_wal(const char *data, json_t *manifest, char *err,
+		    size_t errlen)
+{
+	char *dir = xasprintf("%s/pg_wal", data);
+	json_t *files = json_array();
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int rc = 0;
+
+	while (d && (de = readdir(d)) != NULL) {
+		char *path, sha[SHA256_HEX_LEN + 1];
+		uint64_t size;
+
+		if (de->d_name[0] == '.' || de->d_type == DT_DIR)
+			continue;
+		path = xasprintf("%s/%s", dir, de->d_name);
+		if (sha256_file(path, sha, &size) == -1) {
+			snprintf(err, errlen, "could not read \"%s\": %s",
+				 path, strerror(errno));
+			rc = -1;
+		} else {
+			json_array_append_new(
+				files, json_pack("{s:s+, s:I, s:s}", "path",
+						 "pg_wal/", de->d_name, "size",
+						 (json_int_t)size, "sha256",
+						 sha));
+		}
+		free(path);
+	}
+	if (!d) {
+		snprintf(err, errlen, "could not open \"%s\": %s", dir,
+			 strerror(errno));
+		rc = -1;
+	} else {
+		closedir(d);
+	}
+	json_object_set_new(manifest, "wal_files", files);
+	free(dir);
+	return rc;
+}
+
+/*
+ * Fill the manifest from what pg_basebackup left in DATA: the WAL range
+ * and the size from backup_manifest, the system identifier from
+ * pg_control, the hash of backup_manifest.
+ */
+static int describe_backup(struct cluster *cl, const char *data,
+			   json_t *manifest, char *err, size_t errlen)
+{
+	char *path = xasprintf("%s/backup_manifest", data);
+	char sha[SHA256_HEX_LEN + 1], sysid[64];
+	json_t *bm, *range, *f;
+	json_int_t size = 0;
+	json_error_t jerr;
+	char *control = NULL;
+	size_t i;
+	int rc = -1;
+
+	bm = json_load_file(path, 0, &jerr);
+	range = json_array_get(json_object_get(bm, "WAL-Ranges"), 0);
+	if (!range || sha256_file(path, sha, NULL) == -1) {
+		snprintf(err, errlen, "could not read \"%s\": %s", path,
+			 bm ? "no WAL-Ranges" : jerr.text);
+		goto out;
+	}
+	json_array_foreach(json_object_get(bm, "Files"), i, f)
+		size += json_integer_value(json_object_get(f, "Size"));
+	control = controldata(cl, data, err, errlen);
+	if (!control)
+		goto out;
+	if (control_field(control, "Database system identifier", sysid,
+			  sizeof(sysid)) == -1) {
+		snprintf(err, errlen, "pg_controldata gave no system identifier");
+		goto out;
+	}
+	json_object_set_new(manifest, "size", json_integer(size));
+	json_object_set_new(manifest, "backup_manifest_sha256",
+			    json_string(sha));
+	json_object_set_new(
+		manifest, "position",
+		json_pack("{s:O, s:O, s:O, s:s}", "timeline",
+			  json_object_get(range, "Timeline"), "start_lsn",
+			  json_object_get(range, "Start-LSN"), "end_lsn",
+			  json_object_get(range, "End-LSN"),
+			  "system_identifier", sysid));
+	rc = list_wal(data, manifest, err, errlen);
+out:
+	free(control);
+	json_decref(bm);
+	free(path);
+	return rc;
+}
+
+static int pg_snapshot(struct cluster *cl, struct node *primary,
+		       const char *dir, json_t *manifest, char *err,
+		       size_t errlen)
+{
+	char *data = xasprintf("%s/data", dir), *pass = passfile(cl);
+	char *env_pass = xasprintf("PGPASSFILE=%s", pass);
+	char port[16], label[128];
+	const char *env[] = { env_pass, NULL };
+	const char *basebackup[] = { "-h", primary->host, "-p", port, "-U",
+				     cl->cfg->auth_user, "-D", data, "-Fp",
+				     "-X", "stream", "-c", "fast", "-w",
+				     "--manifest-checksums=SHA256", "-l",
+				     label, NULL };
+	const char *verify[] = { "--quiet", data, NULL };
+	int rc = -1;
+
+	snprintf(port, sizeof(port), "%d", primary->port);
+	snprintf(label, sizeof(label), "rotator %s",
+		 json_string_value(json_object_get(manifest, "id")));
+	if (write_passfile(cl, err, errlen) == -1 ||
+	    prov_run(cl, "pg_basebackup", basebackup, env, NULL,
+		     PG_TOOL_TIMEOUT_MS, err, errlen) == -1 ||
+	    prov_run(cl, "pg_verifybackup", verify, NULL, NULL,
+		     PG_TOOL_TIMEOUT_MS, err, errlen) == -1 ||
+	    describe_backup(cl, data, manifest, err, errlen) == -1)
+		goto out;
+	rc = 0;
+out:
+	free(env_pass);
+	free(pass);
+	free(data);
+	return rc;
+}
+
+static int pg_verify_snapshot(struct cluster *cl, const char *dir,
+			      json_t *manifest, char *err, size_t errlen)
+{
+	char *data = xasprintf("%s/data", dir);
+	const char *verify[] = { "--quiet", data, NULL };
+	int rc;
+
+	rc = walk_snapshot(cl, data, NULL, manifest, err, errlen);
+	if (rc == 0)
+		rc = prov_run(cl, "pg_verifybackup", verify, NULL, NULL,
+			      PG_TOOL_TIMEOUT_MS, err, errlen);
+	free(data);
+	return rc;
+}
+
+static int sync_tree(const char *dir, char *err, size_t errlen)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = fd == -1 ? -1 : syncfs(fd);
+
+	if (rc == -1)
+		snprintf(err, errlen, "could not sync \"%s\": %s", dir,
+			 strerror(errno));
+	if (fd != -1)
+		close(fd);
+	return rc;
+}
+
+/*
+ * Lay a restore point down into FRESH and start it as a standby of
+ * PRIMARY:
+ *
+ * 1. copy every file of the snapshot, hashing each as it is copied and
+ *    refusing any that its manifest does not list or that differs;
+ * 2. flush the whole tree to disk;
+ * 3. write rotator.conf (own port, primary_conninfo) and standby.signal;
+ * 4. start it; it restores the archived WAL, then streams.
+ */
+static int pg_seed(struct cluster *cl, const char *dir, json_t *manifest,
+		   struct node *fresh, struct node *primary, char *err,
+		   size_t errlen)
+{
+	char *src = xasprintf("%s/data", dir), *dst = data_dir(fresh);
+	char *signal = xasprintf("%s/standby.signal", dst);
+	int rc = -1;
+
+	if (prov_mkdir(cl, dst, 0700, err, errlen) == -1)
+		goto out;
+
+	/* Step 1 and 2. */
+	if (walk_snapshot(cl, src, dst, manifest, err, errlen) == -1 ||
+	    sync_tree(dst, err, errlen) == -1)
+		goto out;
+
+	/* Step 3. */
+	if (write_passfile(cl, err, errlen) == -1 ||
+	    write_node_conf(cl, fresh, primary, err, errlen) == -1 ||
+	    prov_write_file(cl, signal, "", 0, err, errlen) == -1)
+		goto out;
+
+	/* Step 4. */
+	rc = pg_start(cl, fresh, err, errlen);
+out:
+	free(signal);
+	free(dst);
+	free(src);
+	return rc;
+}
+
+static int pg_catch_up(struct cluster *cl, struct node *fresh,
+		       struct node *primary, struct catch_up *state,
+		       char *err, size_t errlen)
+{
+	char f[3][128], p[1][128];
+	uint64_t replay, current;
+
+	if (pg_once(cl, fresh,
+		    "SELECT pg_is_in_recovery(), coalesce((SELECT status "
+		    "FROM pg_stat_wal_receiver), 'none'), "
+		    "coalesce(pg_last_wal_replay_lsn()::text, '0/0')",
+		    f, 3, err, errlen) == -1 ||
+	    pg_once(cl, primary, "SELECT pg_current_wal_lsn()", p, 1, err,
+		    errlen) == -1)
+		return -1;
+	if (strcmp(f[0], "t") != 0) {
+		snprintf(err, errlen, "fresh node is not in recovery");
+		return -1;
+	}
+	if (parse_lsn(f[2], &replay) == -1 || parse_lsn(p[0], &current) == -1) {
+		snprintf(err, errlen, "could not parse LSN \"%s\" or \"%s\"",
+			 f[2], p[0]);
+		return -1;
+	}
+	state->streaming = strcmp(f[1], "streaming") == 0;
+	state->lag_bytes = current > replay ? (int64_t)(current - replay) : 0;
+	snprintf(state->detail, sizeof(state->detail),
+		 "receiver %s, replayed %s, primary at %s", f[1], f[2], p[0]);
+	return 0;
+}
+
+static int run_canaries(struct cluster *cl, PGconn *conn, char *err,
+			size_t errlen)
+{
+	for (int i = 0; i < cl->cfg->n_canary; i++) {
+		PGresult *res = PQexec(conn, cl->cfg->canary[i]);
+		ExecStatusType st = PQresultStatus(res);
+
+		if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+			snprintf(err, errlen, "canary query %d failed: %s",
+				 i + 1, PQresultErrorMessage(res));
+			err[strcspn(err, "\n")] = '\0';
+			PQclear(res);
+			return -1;
+		}
+		PQclear(res);
+	}
+	return 0;
+}
+
+/*
+ * Before a fresh node may replace the primary it must be in recovery,
+ * streaming, on the primary's timeline, with the primary's system
+ * identifier, within the lag bound, and answer the canary queries.
+ */
+static int pg_verify_replica(struct cluster *cl, struct node *fresh,
+			     struct node *primary, char *err, size_t errlen)
+{
+	static const char fresh_sql[] =
+		"SELECT pg_is_in_recovery(), "
+		"coalesce((SELECT status FROM pg_stat_wal_receiver), 'none'), "
+		"coalesce((SELECT received_tli FROM pg_stat_wal_receiver), 0), "
+		"(SELECT system_identifier FROM pg_control_system())";
+	static const char primary_sql[] =
+		"SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), "
+		"1, 8))::bit(32)::int, "
+		"(SELECT system_identifier FROM pg_control_system())";
+	char f[4][128], p[2][128];
+	struct catch_up cu;
+	PGconn *conn;
+	int rc = -1;
+
+	if (pg_once(cl, primary, primary_sql, p, 2, err, errlen) == -1)
+		return -1;
+	conn = pg_connect(cl, fresh, err, errlen);
+	if (!conn)
+		return -1;
+	if (pg_row(conn, fresh_sql, f, 4, err, errlen) == -1)
+		goto out;
+	if (strcmp(f[0], "t") != 0)
+		snprintf(err, errlen, "fresh node is not in recovery");
+	else if (strcmp(f[1], "streaming") != 0)
+		snprintf(err, errlen, "fresh node is not streaming (%s)", f[1]);
+	else if (strcmp(f[2], p[0]) != 0)
+		snprintf(err, errlen,
+			 "fresh node is on timeline %s, the primary on %s",
+			 f[2], p[0]);
+	else if (strcmp(f[3], p[1]) != 0)
+		snprintf(err, errlen,
+			 "fresh node has system identifier %s, the primary %s",
+			 f[3], p[1]);
+	else if (pg_catch_up(cl, fresh, primary, &cu, err, errlen) == 0 &&
+		 cu.lag_bytes > cl->cfg->max_lag_bytes)
+		snprintf(err, errlen, "fresh node is %" PRId64 " bytes behind",
+			 cu.lag_bytes);
+	else if (cu.lag_bytes <= cl->cfg->max_lag_bytes)
+		rc = run_canaries(cl, conn, err, errlen);
+out:
+	PQfinish(conn);
+	return rc;
+}
+
+static int pg_prepare_switch(struct cluster *cl, struct node *old, char *err,
+			     size_t errlen)
+{
+	return pg_once(cl, old, "CHECKPOINT", NULL, 0, err, errlen);
+}
+
+/*
+ * Fence the old primary: a fast shutdown, which ends every session,
+ * writes a shutdown checkpoint and, before the postmaster exits, hands
+ * all WAL up to it to the connected standbys.  pg_controldata then says
+ * where that checkpoint is: the fresh node must replay past it.
+ */
+static int pg_fence(struct cluster *cl, struct node *old,
+		    struct fence_point *point, int64_t deadline, char *err,
+		    size_t errlen)
+{
+	pid_t pid = postmaster_pid(old);
+	char *dir = data_dir(old), *control = NULL;
+	char state[64], where[64];
+	int rc = -1;
+
+	if (!pid_alive(pid)) {
+		snprintf(err, errlen, "old primary is not running");
+		goto out;
+	}
+	if (kill(pid, SIGINT) == -1) {
+		snprintf(err, errlen, "could not signal postmaster %d: %s",
+			 (int)pid, strerror(errno));
+		goto out;
+	}
+	if (!wait_gone(pid, deadline)) {
+		snprintf(err, errlen, "old primary did not shut down in time");
+		goto out;
+	}
+	control = controldata(cl, dir, err, errlen);
+	if (!control)
+		goto out;
+	if (control_field(control, "Database cluster state", state,
+			  sizeof(state)) == -1 ||
+	    control_field(control, "Latest checkpoint location", where,
+			  sizeof(where)) == -1 ||
+	    parse_lsn(where, &point->value) == -1) {
+		snprintf(err, errlen, "could not read the shutdown checkpoint");
+		goto out;
+	}
+	if (strcmp(state, "shut down") != 0) {
+		snprintf(err, errlen, "old primary stopped in state \"%s\"",
+			 state);
+		goto out;
+	}
+	snprintf(point->position, sizeof(point->position), "%s", where);
+	rc = 0;
+out:
+	free(control);
+	free(dir);
+	return rc;
+}
+
+static int pg_unfence(struct cluster *cl, struct node *old, char *err,
+		      size_t errlen)
+{
+	if (!wait_gone(postmaster_pid(old), now_ms() + 30000)) {
+		snprintf(err, errlen, "old primary is still shutting down");
+		return -1;
+	}
+	return pg_start(cl, old, err, errlen);
+}
+
+static int pg_wait_replayed(struct cluster *cl, struct node *fresh,
+			    const struct fence_point *point, int64_t deadline,
+			    char *err, size_t errlen)
+{
+	PGconn *conn = pg_connect(cl, fresh, err, errlen);
+	char v[1][128];
+	uint64_t replay = 0;
+	int rc = -1;
+
+	if (!conn)
+		return -1;
+	for (;;) {
+		if (pg_row(conn, "SELECT coalesce(pg_last_wal_replay_lsn()"
+			   "::text, '0/0')", v, 1, err, errlen) == -1)
+			break;
+		if (parse_lsn(v[0], &replay) == 0 && replay > point->value) {
+			rc = 0;
+			break;
+		}
+		if (now_ms() > deadline) {
+			snprintf(err, errlen,
+				 "fresh node replayed only to %s, not past %s",
+				 v[0], point->position);
+			break;
+		}
+		sleep_ms(1);
+	}
+	PQfinish(conn);
+	return rc;
+}
+
+/*
+ * Promote FRESH.  pg_promote(wait => false) returns at once; polling
+ * pg_is_in_recovery() every millisecond sees the end of recovery sooner
+ * than pg_promote's own 100 ms wait loop would.
+ */
+static int pg_promote(struct cluster *cl, struct node *fresh,
+		      int64_t deadline, char *err, size_t errlen)
+{
+	PGconn *conn = pg_connect(cl, fresh, err, errlen);
+	char v[1][128];
+	int rc = -1;
+
+	if (!conn)
+		return -1;
+	if (pg_row(conn, "SELECT pg_promote(false)", v, 1, err, errlen) == -1)
+		goto out;
+	for (;;) {
+		if (pg_row(conn, "SELECT pg_is_in_recovery()", v, 1, err,
+			   errlen) == -1)
+			goto out;
+		if (strcmp(v[0], "f") == 0)
+			break;
+		if (now_ms() > deadline) {
+			snprintf(err, errlen, "fresh node is still in recovery");
+			goto out;
+		}
+		sleep_ms(1);
+	}
+
+	/* It follows no one now: drop primary_conninfo from its settings. */
+	if (write_node_conf(cl, fresh, NULL, err, errlen) == -1 ||
+	    pg_row(conn, "SELECT pg_reload_conf()", v, 1, err, errlen) == -1)
+		log_warning("%s/%d: %s", cl->cfg->name, fresh->generation, err);
+	rc = 0;
+out:
+	PQfinish(conn);
+	return rc;
+}
+
+/* Remove archived segments older than the oldest kept restore point. */
+static void pg_prune_archive(struct cluster *cl, json_t *oldest)
+{
+	json_t *pos = json_object_get(oldest, "position");
+	const char *start = json_string_value(json_object_get(pos,
+							      "start_lsn"));
+	json_int_t tli = json_integer_value(json_object_get(pos, "timeline"));
+	char *arch = archive_dir(cl);
+	char walfile[32], err[512];
+	const char *argv[] = { arch, walfile, NULL };
+	uint64_t lsn;
+
+	if (parse_lsn(start, &lsn) == 0 && tli > 0) {
+		snprintf(walfile, sizeof(walfile), "%08X%08X%08X",
+			 (unsigned)tli, (unsigned)(lsn >> 32),
+			 (unsigned)((lsn & 0xffffffffu) / PG_WAL_SEGMENT));
+		if (prov_run(cl, "pg_archivecleanup", argv, NULL, NULL, 60000,
+			     err, sizeof(err)) == -1)
+			log_warning("could not prune the WAL archive: %s", err);
+	}
+	free(arch);
+}
+
+const struct adapter postgres_adapter = {
+	.name = "postgres",
+	.bootstrap = pg_bootstrap,
+	.snapshot = pg_snapshot,
+	.verify_snapshot = pg_verify_snapshot,
+	.seed = pg_seed,
+	.catch_up = pg_catch_up,
+	.verify_replica = pg_verify_replica,
+	.prepare_switch = pg_prepare_switch,
+	.fence = pg_fence,
+	.unfence = pg_unfence,
+	.wait_replayed = pg_wait_replayed,
+	.promote = pg_promote,
+	.ensure_running = pg_ensure_running,
+	.prune_archive = pg_prune_archive,
+	.stop = pg_stop,
+};

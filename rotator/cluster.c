@@ -1,0 +1,204 @@
+/*
+ * cluster.c: cluster members and their durable state file.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rotator/cluster.h"
+#include "rotator/log.h"
+
+static const char *const role_names[] = {
+	[NODE_PRIMARY] = "primary",
+	[NODE_REPLICA] = "replica",
+	[NODE_FRESH] = "fresh",
+	[NODE_RETIRED] = "retired",
+};
+
+const char *node_role_name(enum node_role role)
+{
+	return role_names[role];
+}
+
+static int role_from_name(const char *name, enum node_role *role)
+{
+	for (size_t i = 0; i < sizeof(role_names) / sizeof(*role_names); i++) {
+		if (strcmp(role_names[i], name) == 0) {
+			*role = (enum node_role)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+struct node *cluster_primary(struct cluster *cl)
+{
+	for (int i = 0; i < cl->n_nodes; i++)
+		if (cl->nodes[i].role == NODE_PRIMARY)
+			return &cl->nodes[i];
+	return NULL;
+}
+
+struct node *cluster_node(struct cluster *cl, int gen)
+{
+	for (int i = 0; i < cl->n_nodes; i++)
+		if (cl->nodes[i].generation == gen)
+			return &cl->nodes[i];
+	return NULL;
+}
+
+void node_release(struct node *n)
+{
+	free(n->dir);
+	free(n->born_from);
+	n->dir = NULL;
+	n->born_from = NULL;
+}
+
+void node_copy(struct node *dst, const struct node *src)
+{
+	*dst = *src;
+	dst->dir = src->dir ? xstrdup(src->dir) : NULL;
+	dst->born_from = src->born_from ? xstrdup(src->born_from) : NULL;
+}
+
+void cluster_add_node(struct cluster *cl, const struct node *n)
+{
+	cl->nodes = realloc(cl->nodes, sizeof(*cl->nodes) * (cl->n_nodes + 1));
+	if (!cl->nodes)
+		abort();
+	node_copy(&cl->nodes[cl->n_nodes++], n);
+}
+
+void cluster_remove_node(struct cluster *cl, int gen)
+{
+	for (int i = 0; i < cl->n_nodes; i++) {
+		if (cl->nodes[i].generation != gen)
+			continue;
+		node_release(&cl->nodes[i]);
+		memmove(&cl->nodes[i], &cl->nodes[i + 1],
+			sizeof(*cl->nodes) * (cl->n_nodes - i - 1));
+		cl->n_nodes--;
+		return;
+	}
+}
+
+void node_scope(const struct cluster *cl, const struct node *n, char *buf,
+		size_t len)
+{
+	snprintf(buf, len, "%s/%d %s:%d", cl->cfg->name, n->generation,
+		 n->host, n->port);
+}
+
+json_t *node_to_json(const struct node *n)
+{
+	char born[32];
+
+	format_time(n->born_at, born, sizeof(born));
+	return json_pack("{s:i, s:s, s:i, s:s?, s:s, s:s?, s:s, s:I, s:b}",
+			 "generation", n->generation, "host", n->host, "port",
+			 n->port, "dir", n->dir, "role",
+			 node_role_name(n->role), "born_from", n->born_from,
+			 "born_at", born, "born_at_ms", (json_int_t)n->born_at,
+			 "adopted", n->adopted);
+}
+
+int node_from_json(json_t *j, struct node *n)
+{
+	const char *host = NULL, *dir = NULL, *role = NULL, *from = NULL;
+	json_int_t born = 0;
+	int adopted = 0;
+
+	memset(n, 0, sizeof(*n));
+	if (json_unpack(j, "{s:i, s:s, s:i, s?s, s:s, s?s, s:I, s?b}",
+			"generation", &n->generation, "host", &host, "port",
+			&n->port, "dir", &dir, "role", &role, "born_from",
+			&from, "born_at_ms", &born, "adopted", &adopted) == -1)
+		return -1;
+	if (role_from_name(role, &n->role) == -1)
+		return -1;
+	snprintf(n->host, sizeof(n->host), "%s", host);
+	n->dir = dir ? xstrdup(dir) : NULL;
+	n->born_from = from ? xstrdup(from) : NULL;
+	n->born_at = born;
+	n->adopted = adopted;
+	return 0;
+}
+
+static char *state_path(struct cluster *cl)
+{
+	return xasprintf("%s/state.json", cl->dir);
+}
+
+int cluster_load_state(struct cluster *cl, char *err, size_t errlen)
+{
+	char *path = state_path(cl);
+	json_error_t jerr;
+	json_t *root, *nodes, *j;
+	size_t i;
+	int rc = -1;
+
+	root = json_load_file(path, 0, &jerr);
+	if (!root) {
+		if (access(path, F_OK) == -1 && errno == ENOENT) {
+			free(path);
+			return 0;
+		}
+		snprintf(err, errlen, "could not read \"%s\": %s", path,
+			 jerr.text);
+		free(path);
+		return -1;
+	}
+	if (json_unpack(root, "{s:i, s:i, s:i, s:o}", "next_generation",
+			&cl->next_generation, "next_snapshot",
+			&cl->next_snapshot, "next_rotation",
+			&cl->next_rotation, "nodes", &nodes) == -1 ||
+	    !json_is_array(nodes)) {
+		snprintf(err, errlen, "could not read \"%s\": bad layout",
+			 path);
+		goto out;
+	}
+	json_array_foreach(nodes, i, j) {
+		struct node n;
+
+		if (node_from_json(j, &n) == -1) {
+			snprintf(err, errlen,
+				 "could not read \"%s\": bad node %zu", path,
+				 i);
+			goto out;
+		}
+		cluster_add_node(cl, &n);
+		node_release(&n);
+	}
+	cl->bootstrapped = cl->n_nodes > 0;
+	rc = 0;
+out:
+	json_decref(root);
+	free(path);
+	return rc;
+}
+
+int cluster_save_state(struct cluster *cl)
+{
+	char *path = state_path(cl);
+	json_t *root, *nodes = json_array();
+	char *text;
+	int rc;
+
+	for (int i = 0; i < cl->n_nodes; i++)
+		json_array_append_new(nodes, node_to_json(&cl->nodes[i]));
+	root = json_pack("{s:s, s:i, s:i, s:i, s:o}", "cluster",
+			 cl->cfg->name, "next_generation", cl->next_generation,
+			 "next_snapshot", cl->next_snapshot, "next_rotation",
+			 cl->next_rotation, "nodes", nodes);
+	text = json_dumps(root, JSON_INDENT(2));
+	rc = write_file_durable(path, text, strlen(text), 0600);
+	if (rc == -1)
+		log_error("could not write \"%s\": %s", path, strerror(errno));
+	free(text);
+	json_decref(root);
+	free(path);
+	return rc;
+}

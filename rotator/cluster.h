@@ -1,0 +1,127 @@
+/*
+ * cluster.h: what the daemon knows of one managed cluster at run time.
+ *
+ * A cluster's members, counters and the restore point each node was born
+ * from are kept in STATE_DIR/clusters/NAME/state.json, rewritten durably
+ * whenever they change.  Everything in struct cluster that can change
+ * while the daemon runs is guarded by its lock; worker threads (rotation,
+ * snapshot) take it for short reads and writes, never across a blocking
+ * call into a database.
+ */
+#ifndef ROTATOR_CLUSTER_H
+#define ROTATOR_CLUSTER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "rotator/config.h"
+#include "rotator/util.h"
+
+struct adapter;
+struct endpoint;
+struct rotation;
+struct daemon;
+
+enum node_role {
+	NODE_PRIMARY,	/* serves writes behind the endpoint */
+	NODE_REPLICA,	/* a caught-up replica */
+	NODE_FRESH,	/* being provisioned or catching up */
+	NODE_RETIRED,	/* fenced or replaced, awaiting teardown */
+};
+
+struct node {
+	int generation;
+	char host[64];
+	int port;
+	char *dir;		/* node directory; engine data lives inside */
+	enum node_role role;
+	char *born_from;	/* restore point id, "initdb", "empty", "adopt" */
+	int64_t born_at;	/* wall-clock ms */
+	bool adopted;		/* not created by rotator */
+};
+
+#define CLUSTER_HISTORY 32
+
+struct cluster {
+	struct config_cluster *cfg;	/* borrowed; swapped on reload */
+	const struct adapter *adapter;
+	struct daemon *daemon;		/* borrowed */
+	struct endpoint *endpoint;
+	char *dir;			/* STATE_DIR/clusters/NAME */
+	char *password;			/* auth.password_file's content */
+	char scope[64];			/* "NAME" for log lines */
+
+	pthread_mutex_t lock;
+	pthread_mutex_t job_lock;	/* held by a rotation or snapshot */
+
+	struct node *nodes;
+	int n_nodes;
+	int next_generation;
+	int next_snapshot;
+	int next_rotation;
+
+	struct rotation *running;	/* at most one rotation at a time */
+	struct rotation *history[CLUSTER_HISTORY]; /* newest last */
+	int n_history;
+	bool snapshot_running;
+	char *snapshot_job;		/* id being taken, or NULL */
+	char *snapshot_error;		/* last failure, or NULL */
+
+	int64_t next_rotation_due;	/* monotonic ms; 0 = none */
+	int64_t next_snapshot_due;
+	int64_t last_rotation_at;	/* wall ms */
+	bool bootstrapped;
+	bool bootstrap_failed;
+};
+
+/* Human name of ROLE. */
+const char *node_role_name(enum node_role role);
+
+/*
+ * The current primary, or NULL.  Borrowed: valid while CL->lock is held
+ * or while the caller owns CL->job_lock (only a job changes the members).
+ */
+struct node *cluster_primary(struct cluster *cl);
+
+/* The member of generation GEN, or NULL.  Same rules as above. */
+struct node *cluster_node(struct cluster *cl, int gen);
+
+/* Append a copy of N to the members.  Caller holds CL->lock. */
+void cluster_add_node(struct cluster *cl, const struct node *n);
+
+/* Remove generation GEN from the members.  Caller holds CL->lock. */
+void cluster_remove_node(struct cluster *cl, int gen);
+
+/* Free what N owns, not N itself. */
+void node_release(struct node *n);
+
+/* Deep copy of SRC into DST. */
+void node_copy(struct node *dst, const struct node *src);
+
+/* Format "cluster/generation host:port" into BUF. */
+void node_scope(const struct cluster *cl, const struct node *n, char *buf,
+		size_t len);
+
+/* JSON form of N, a new reference. */
+json_t *node_to_json(const struct node *n);
+
+/* Fill N from J; returns 0 or -1 when a member is missing. */
+int node_from_json(json_t *j, struct node *n) WUR;
+
+/*
+ * Read STATE_DIR/clusters/NAME/state.json into CL (members and
+ * counters).  A missing file leaves CL empty.  Returns 0, or -1 after
+ * writing the reason into ERR.
+ */
+int cluster_load_state(struct cluster *cl, char *err, size_t errlen) WUR;
+
+/*
+ * Write CL's members and counters durably.  Caller holds CL->lock.
+ * Returns 0 or -1 after logging.
+ */
+int cluster_save_state(struct cluster *cl) WUR;
+
+#endif

@@ -1,0 +1,633 @@
+/*
+ * daemon.c: "rotator serve", the coordinator's process (see daemon.h).
+ *
+ * Start-up, in order: the configuration and every secret it names (a bad
+ * one stops us with status 2 before anything acts); the audit log and the
+ * journal; each cluster's state, endpoint and interrupted work; then the
+ * loop.  Rotations left in flight by a crash are settled before the loop
+ * starts, so that no endpoint forwards to a node that is half replaced.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "adapters/adapter.h"
+#include "rotator/api.h"
+#include "rotator/audit.h"
+#include "rotator/cluster.h"
+#include "rotator/daemon.h"
+#include "rotator/endpoint.h"
+#include "rotator/journal.h"
+#include "rotator/log.h"
+#include "rotator/provisioner.h"
+#include "rotator/rotation.h"
+#include "snapshots/store.h"
+
+#define ERRLEN 512
+#define TICK_MS 1000
+
+static struct daemon *the_daemon;
+
+void daemon_event(struct daemon *d, const char *cluster, const char *token,
+		  const char *subject, const char *fmt, ...)
+{
+	char detail[ERRLEN], when[32];
+	va_list ap;
+	json_t *ev;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	format_time(wall_ms(), when, sizeof(when));
+	log_at(token[0] == '-' ? LOG_WARNING : LOG_INFO, cluster, "%s %s %s",
+	       token, subject ? subject : "", detail);
+	ev = json_pack("{s:s, s:s, s:s?, s:s?, s:s}", "time", when, "event",
+		       token, "cluster", cluster, "subject", subject, "detail",
+		       detail);
+	pthread_mutex_lock(&d->events_lock);
+	json_decref(d->events[d->n_events % DAEMON_EVENTS]);
+	d->events[d->n_events % DAEMON_EVENTS] = ev;
+	d->n_events++;
+	pthread_mutex_unlock(&d->events_lock);
+}
+
+json_t *daemon_events(struct daemon *d)
+{
+	json_t *list = json_array();
+	unsigned long first;
+
+	pthread_mutex_lock(&d->events_lock);
+	first = d->n_events > DAEMON_EVENTS ? d->n_events - DAEMON_EVENTS : 0;
+	for (unsigned long i = first; i < d->n_events; i++)
+		json_array_append(list, d->events[i % DAEMON_EVENTS]);
+	pthread_mutex_unlock(&d->events_lock);
+	return list;
+}
+
+struct cluster *daemon_cluster(struct daemon *d, const char *name)
+{
+	for (int i = 0; i < d->n_clusters; i++)
+		if (strcmp(d->clusters[i]->cfg->name, name) == 0)
+			return d->clusters[i];
+	return NULL;
+}
+
+/*
+ * Bring generation 1 of CL into being from nothing.  Called by the
+ * start-up job with CL->job_lock held.
+ */
+static int bootstrap_cluster(struct cluster *cl, char *err)
+{
+	struct node n = { 0 };
+	json_t *fields;
+	int rc;
+
+	if (cl->cfg->bootstrap == BOOTSTRAP_ADOPT) {
+		snprintf(err, ERRLEN,
+			 "bootstrap \"adopt\" is not supported for engine \"%s\"",
+			 cl->adapter->name);
+		return -1;
+	}
+	pthread_mutex_lock(&cl->lock);
+	n.generation = cl->next_generation++;
+	pthread_mutex_unlock(&cl->lock);
+	n.role = NODE_PRIMARY;
+	n.born_from = xstrdup(cl->cfg->bootstrap == BOOTSTRAP_INITDB ? "initdb"
+								     : "empty");
+	n.born_at = wall_ms();
+	rc = prov_create(cl, &n, err, ERRLEN);
+	if (rc == 0)
+		rc = cl->adapter->bootstrap(cl, &n, err, ERRLEN);
+	if (rc == 0) {
+		pthread_mutex_lock(&cl->lock);
+		cluster_add_node(cl, &n);
+		rc = cluster_save_state(cl);
+		pthread_mutex_unlock(&cl->lock);
+		fields = json_pack("{s:i, s:i, s:s}", "generation",
+				   n.generation, "port", n.port, "born_from",
+				   n.born_from);
+		if (audit_append(cl->daemon->audit, "node_bootstrapped",
+				 cl->cfg->name, fields) == -1)
+			rc = -1;
+		json_decref(fields);
+		daemon_event(cl->daemon, cl->cfg->name, "+bootstrapped", NULL,
+			     "generation %d on port %d", n.generation, n.port);
+	}
+	node_release(&n);
+	return rc;
+}
+
+/* Take a snapshot of CL now; CL->job_lock is held by the caller. */
+static void take_snapshot(struct cluster *cl)
+{
+	char id[64] = "", err[ERRLEN];
+
+	pthread_mutex_lock(&cl->lock);
+	free(cl->snapshot_error);
+	cl->snapshot_error = NULL;
+	pthread_mutex_unlock(&cl->lock);
+	if (store_take(cl, id, err, sizeof(err)) == 0) {
+		daemon_event(cl->daemon, cl->cfg->name, "+snapshot-taken", id,
+			     "restore point recorded");
+		store_prune(cl, NULL);
+		return;
+	}
+	daemon_event(cl->daemon, cl->cfg->name, "-snapshot-failed", id, "%s",
+		     err);
+	pthread_mutex_lock(&cl->lock);
+	cl->snapshot_error = xstrdup(err);
+	pthread_mutex_unlock(&cl->lock);
+}
+
+/*
+ * The start-up job of a cluster: make generation 1 or make sure the
+ * primary runs, point the endpoint at it, and have a first restore point.
+ */
+static void *startup_main(void *arg)
+{
+	struct cluster *cl = arg;
+	char err[ERRLEN] = "";
+	struct node primary;
+	bool have_primary;
+	char id[64];
+	int rc;
+
+	pthread_mutex_lock(&cl->job_lock);
+	pthread_mutex_lock(&cl->lock);
+	have_primary = cluster_primary(cl) != NULL;
+	if (have_primary)
+		node_copy(&primary, cluster_primary(cl));
+	pthread_mutex_unlock(&cl->lock);
+	if (!have_primary) {
+		rc = bootstrap_cluster(cl, err);
+	} else {
+		rc = cl->adapter->ensure_running(cl, &primary, err, ERRLEN);
+		node_release(&primary);
+	}
+	if (rc == 0) {
+		pthread_mutex_lock(&cl->lock);
+		endpoint_set_target(cl->endpoint, cluster_primary(cl)->host,
+				    cluster_primary(cl)->port);
+		pthread_mutex_unlock(&cl->lock);
+		if (store_newest(cl, id, sizeof(id)) == -1)
+			take_snapshot(cl);
+	} else {
+		slog_error(cl->scope, "could not start cluster: %s", err);
+		daemon_event(cl->daemon, cl->cfg->name, "-cluster-failed",
+			     NULL, "%s", err);
+	}
+	pthread_mutex_lock(&cl->lock);
+	cl->bootstrapped = rc == 0;
+	cl->bootstrap_failed = rc != 0;
+	cl->snapshot_running = false;
+	pthread_mutex_unlock(&cl->lock);
+	pthread_mutex_unlock(&cl->job_lock);
+	return NULL;
+}
+
+static void *snapshot_main(void *arg)
+{
+	struct cluster *cl = arg;
+
+	pthread_mutex_lock(&cl->job_lock);
+	take_snapshot(cl);
+	pthread_mutex_lock(&cl->lock);
+	cl->snapshot_running = false;
+	pthread_mutex_unlock(&cl->lock);
+	pthread_mutex_unlock(&cl->job_lock);
+	return NULL;
+}
+
+/*
+ * Start a job thread, detached: jobs coordinate through the cluster's
+ * locks and flags, and the daemon waits for them through those flags.
+ */
+static void spawn(void *(*fn)(void *), struct cluster *cl)
+{
+	pthread_attr_t attr;
+	pthread_t thread;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&thread, &attr, fn, cl) != 0)
+		abort();
+	pthread_attr_destroy(&attr);
+}
+
+int daemon_snapshot(struct cluster *cl, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&cl->lock);
+	if (cl->snapshot_running || !cl->bootstrapped) {
+		snprintf(err, errlen, "%s",
+			 cl->snapshot_running ? "a snapshot is being taken"
+					      : "cluster is not ready");
+		pthread_mutex_unlock(&cl->lock);
+		return -1;
+	}
+	cl->snapshot_running = true;
+	pthread_mutex_unlock(&cl->lock);
+	spawn(snapshot_main, cl);
+	return 0;
+}
+
+/* The schedules, once a second on the loop thread. */
+static void tick_cluster(struct daemon *d, struct cluster *cl)
+{
+	int64_t now = now_ms();
+	char err[ERRLEN];
+	bool conflict;
+
+	if (!cl->bootstrapped || d->stopping)
+		return;
+	if (cl->cfg->schedule_every_ms > 0 && now >= cl->next_rotation_due) {
+		cl->next_rotation_due = now + cl->cfg->schedule_every_ms;
+		if (!rotation_start(cl, "schedule", "rotator", &conflict, err,
+				    sizeof(err)))
+			slog_info(cl->scope, "scheduled rotation skipped: %s",
+				  err);
+	}
+	if (cl->cfg->snapshot_every_ms > 0 && now >= cl->next_snapshot_due) {
+		cl->next_snapshot_due = now + cl->cfg->snapshot_every_ms;
+		if (daemon_snapshot(cl, err, sizeof(err)) == -1)
+			slog_info(cl->scope, "scheduled snapshot skipped: %s",
+				  err);
+	}
+}
+
+static bool jobs_running(struct daemon *d)
+{
+	bool busy = false;
+
+	for (int i = 0; i < d->n_clusters; i++) {
+		struct cluster *cl = d->clusters[i];
+
+		pthread_mutex_lock(&cl->lock);
+		busy |= cl->running != NULL || cl->snapshot_running ||
+			(!cl->bootstrapped && !cl->bootstrap_failed);
+		pthread_mutex_unlock(&cl->lock);
+	}
+	return busy;
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	for (int i = 0; i < d->n_clusters; i++)
+		tick_cluster(d, d->clusters[i]);
+	if (d->stopping && !jobs_running(d)) {
+		log_info("every job has ended; stopping");
+		event_base_loopbreak(d->base);
+	}
+}
+
+/* Arm the schedules of CL from now. */
+static void arm_schedules(struct cluster *cl)
+{
+	int64_t now = now_ms();
+
+	cl->next_rotation_due = now + cl->cfg->schedule_every_ms;
+	cl->next_snapshot_due = now + cl->cfg->snapshot_every_ms;
+}
+
+/*
+ * SIGHUP: read the file again.  The schedule, snapshot, rotation and
+ * verify settings of existing clusters take effect at once; anything
+ * else (endpoints, provisioners, clusters added or removed) needs a
+ * restart and is reported so.
+ */
+static void reload(struct daemon *d)
+{
+	char err[CONFIG_ERR_LEN];
+	struct config *cfg = config_load(d->cfg->path, err, sizeof(err));
+
+	if (!cfg) {
+		log_error("could not reload the configuration: %s", err);
+		return;
+	}
+	for (int i = 0; i < d->n_clusters; i++) {
+		struct cluster *cl = d->clusters[i];
+		struct config_cluster *next = config_cluster(cfg,
+							     cl->cfg->name);
+
+		if (!next) {
+			log_warning("cluster \"%s\" left the configuration; it stays managed until a restart",
+				    cl->cfg->name);
+			continue;
+		}
+		pthread_mutex_lock(&cl->lock);
+		cl->cfg = next;
+		arm_schedules(cl);
+		pthread_mutex_unlock(&cl->lock);
+	}
+	if (cfg->n_clusters != d->n_clusters)
+		log_warning("clusters added to the configuration start at the next restart");
+	d->old_cfgs = realloc(d->old_cfgs,
+			      sizeof(*d->old_cfgs) * (d->n_old_cfgs + 1));
+	if (!d->old_cfgs)
+		abort();
+	d->old_cfgs[d->n_old_cfgs++] = d->cfg;
+	d->cfg = cfg;
+	log_info("configuration reloaded from \"%s\"", cfg->path);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (sig == SIGHUP) {
+		reload(d);
+		return;
+	}
+	if (d->stopping) {
+		log_warning("second signal: stopping at once");
+		event_base_loopbreak(d->base);
+		return;
+	}
+	log_info("stopping: waiting for running jobs; signal again to stop at once");
+	d->stopping = true;
+	on_tick(-1, 0, d);
+}
+
+/* Open the cluster of CFG: its directory, secret, state and endpoint. */
+static struct cluster *cluster_open(struct daemon *d,
+				    struct config_cluster *cfg, int index,
+				    char *err, size_t errlen)
+{
+	struct cluster *cl = xcalloc(1, sizeof(*cl));
+	char secret_err[ERRLEN];
+
+	cl->cfg = cfg;
+	cl->daemon = d;
+	snprintf(cl->scope, sizeof(cl->scope), "%s", cfg->name);
+	pthread_mutex_init(&cl->lock, NULL);
+	pthread_mutex_init(&cl->job_lock, NULL);
+	cl->adapter = adapter_find(cfg->engine);
+	cl->dir = xasprintf("%s/clusters/%s", d->cfg->state_dir, cfg->name);
+	cl->password = read_secret_file(cfg->auth_password_file, secret_err,
+					sizeof(secret_err));
+	if (!cl->password) {
+		snprintf(err, errlen, "%s: clusters[%d].auth.password_file: %s",
+			 d->cfg->path, index, secret_err);
+		return cl;
+	}
+	if (!cl->adapter) {
+		snprintf(err, errlen, "%s: clusters[%d].engine: engine \"%s\" is not built in",
+			 d->cfg->path, index, cfg->engine);
+		return cl;
+	}
+	if (mkdir_p(cl->dir, 0711) == -1 || chmod(cl->dir, 0711) == -1) {
+		snprintf(err, errlen, "could not create \"%s\": %s", cl->dir,
+			 strerror(errno));
+		return cl;
+	}
+	if (cluster_load_state(cl, err, errlen) == -1)
+		return cl;
+	if (cl->next_generation < 1)
+		cl->next_generation = 1;
+	if (cl->next_snapshot < 1)
+		cl->next_snapshot = 1;
+	if (cl->next_rotation < 1)
+		cl->next_rotation = 1;
+	cl->endpoint = endpoint_new(d->base, cfg->name, cfg->endpoint_host,
+				    cfg->endpoint_port, cfg->hold_ms, err,
+				    errlen);
+	if (cl->endpoint)
+		err[0] = '\0';
+	return cl;
+}
+
+static void cluster_close(struct cluster *cl)
+{
+	if (!cl)
+		return;
+	endpoint_free(cl->endpoint);
+	for (int i = 0; i < cl->n_history; i++) {
+		rotation_reap(cl->history[i]);
+		rotation_free(cl->history[i]);
+	}
+	for (int i = 0; i < cl->n_nodes; i++)
+		node_release(&cl->nodes[i]);
+	free(cl->nodes);
+	if (cl->password)
+		explicit_bzero(cl->password, strlen(cl->password));
+	free(cl->password);
+	free(cl->snapshot_error);
+	free(cl->dir);
+	free(cl);
+}
+
+/*
+ * Replay the journal and settle every rotation it shows in flight, then
+ * start the journal afresh.  Returns 0 or -1 after logging.
+ */
+static int recover(struct daemon *d)
+{
+	char err[ERRLEN];
+	json_t *active = journal_replay(d->journal_path, err, sizeof(err));
+	json_t *empty = json_object();
+	const char *id;
+	json_t *rec;
+	int rc = 0;
+
+	if (!active) {
+		log_error("%s", err);
+		json_decref(empty);
+		return -1;
+	}
+	json_object_foreach(active, id, rec) {
+		const char *state = json_string_value(json_object_get(rec,
+								      "state"));
+		const char *name = json_string_value(json_object_get(rec,
+								     "cluster"));
+		struct cluster *cl = name ? daemon_cluster(d, name) : NULL;
+
+		if (state && (strcmp(state, "done") == 0 ||
+			      strcmp(state, "aborted") == 0))
+			continue;
+		if (!cl) {
+			log_error("journal names rotation \"%s\" of unknown cluster \"%s\"",
+				  id, name ? name : "?");
+			rc = -1;
+			continue;
+		}
+		if (rotation_recover(cl, rec) == -1)
+			rc = -1;
+	}
+	journal_close(d->journal);
+	d->journal = NULL;
+	if (rc == 0 && journal_compact(d->journal_path, empty) == -1) {
+		log_error("could not compact the journal \"%s\": %s",
+			  d->journal_path, strerror(errno));
+		rc = -1;
+	}
+	json_decref(empty);
+	json_decref(active);
+	return rc;
+}
+
+static int open_logs(struct daemon *d, char *err, size_t errlen)
+{
+	d->audit_path = xasprintf("%s/audit.log", d->cfg->state_dir);
+	d->journal_path = xasprintf("%s/journal.log", d->cfg->state_dir);
+	d->audit = audit_open(d->audit_path, err, errlen);
+	return d->audit ? 0 : -1;
+}
+
+static int prepare_state_dir(struct daemon *d, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (mkdir_p(d->cfg->state_dir, 0711) == -1 ||
+	    stat(d->cfg->state_dir, &st) == -1) {
+		snprintf(err, errlen, "could not create state_dir \"%s\": %s",
+			 d->cfg->state_dir, strerror(errno));
+		return -1;
+	}
+	if (!(st.st_mode & S_IXOTH)) {
+		snprintf(err, errlen,
+			 "state_dir \"%s\" has mode %04o: nodes running as another user need it searchable (0711)",
+			 d->cfg->state_dir, (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Everything up to the loop.  Returns 0, 2 for bad configuration (a
+ * message already printed), or 1 for any other failure.
+ */
+static int daemon_open(struct daemon *d, const char *path)
+{
+	char err[ERRLEN] = "", serr[ERRLEN];
+
+	d->cfg = config_load(path, err, sizeof(err));
+	if (!d->cfg) {
+		fprintf(stderr, "rotator: %s\n", err);
+		return 2;
+	}
+	if (d->cfg->log_level) {
+		enum log_level level;
+
+		if (log_parse_level(d->cfg->log_level, &level) == 0)
+			log_set_level(level);
+	}
+	d->token = read_secret_file(d->cfg->api_token_file, serr,
+				    sizeof(serr));
+	if (!d->token) {
+		fprintf(stderr, "rotator: %s: api.token_file: %s\n", path,
+			serr);
+		return 2;
+	}
+	if (prepare_state_dir(d, err, sizeof(err)) == -1 ||
+	    open_logs(d, err, sizeof(err)) == -1) {
+		fprintf(stderr, "rotator: %s\n", err);
+		return 1;
+	}
+	d->clusters = xcalloc((size_t)d->cfg->n_clusters, sizeof(*d->clusters));
+	for (int i = 0; i < d->cfg->n_clusters; i++) {
+		d->clusters[i] = cluster_open(d, &d->cfg->clusters[i], i, err,
+					      sizeof(err));
+		d->n_clusters++;
+		if (err[0]) {
+			fprintf(stderr, "rotator: %s\n", err);
+			return strstr(err, d->cfg->path) ? 2 : 1;
+		}
+	}
+	/* Recovery writes its own records, so the journal opens twice. */
+	d->journal = journal_open(d->journal_path, err, sizeof(err));
+	if (!d->journal || recover(d) == -1) {
+		fprintf(stderr, "rotator: %s\n", err[0] ? err : "recovery failed");
+		return 1;
+	}
+	d->journal = journal_open(d->journal_path, err, sizeof(err));
+	if (!d->journal) {
+		fprintf(stderr, "rotator: %s\n", err);
+		return 1;
+	}
+	return 0;
+}
+
+static void daemon_close(struct daemon *d)
+{
+	for (int i = 0; i < d->n_clusters; i++)
+		cluster_close(d->clusters[i]);
+	free(d->clusters);
+	journal_close(d->journal);
+	audit_close(d->audit);
+	for (int i = 0; i < DAEMON_EVENTS; i++)
+		json_decref(d->events[i]);
+	for (int i = 0; i < d->n_old_cfgs; i++)
+		config_free(d->old_cfgs[i]);
+	free(d->old_cfgs);
+	config_free(d->cfg);
+	if (d->token)
+		explicit_bzero(d->token, strlen(d->token));
+	free(d->token);
+	free(d->audit_path);
+	free(d->journal_path);
+	if (d->base)
+		event_base_free(d->base);
+	pthread_mutex_destroy(&d->events_lock);
+}
+
+int daemon_serve(const char *config_path)
+{
+	static const int signals[] = { SIGTERM, SIGINT, SIGHUP };
+	struct event *sig_events[3] = { NULL }, *tick = NULL;
+	struct timeval tv = { TICK_MS / 1000, (TICK_MS % 1000) * 1000 };
+	struct daemon d = { 0 };
+	struct api *api = NULL;
+	int rc;
+
+	signal(SIGPIPE, SIG_IGN);
+	pthread_mutex_init(&d.events_lock, NULL);
+	evthread_use_pthreads();
+	d.base = event_base_new();
+	the_daemon = &d;
+	rc = daemon_open(&d, config_path);
+	if (rc != 0)
+		goto out;
+	api = api_new(&d, d.cfg->api_host, d.cfg->api_port);
+	if (!api) {
+		rc = 1;
+		goto out;
+	}
+	for (int i = 0; i < d.n_clusters; i++) {
+		arm_schedules(d.clusters[i]);
+		spawn(startup_main, d.clusters[i]);
+	}
+	for (int i = 0; i < 3; i++) {
+		sig_events[i] = evsignal_new(d.base, signals[i], on_signal, &d);
+		event_add(sig_events[i], NULL);
+	}
+	tick = event_new(d.base, -1, EV_PERSIST, on_tick, &d);
+	event_add(tick, &tv);
+	log_info("rotator %s serving %d cluster%s, API on %s:%d",
+		 ROTATOR_VERSION, d.n_clusters, d.n_clusters == 1 ? "" : "s",
+		 d.cfg->api_host, d.cfg->api_port);
+	event_base_dispatch(d.base);
+	rc = jobs_running(&d) ? 1 : 0;
+	if (rc)
+		log_warning("stopped with jobs in flight; the journal resumes them at the next start");
+out:
+	for (int i = 0; i < 3; i++)
+		if (sig_events[i])
+			event_free(sig_events[i]);
+	if (tick)
+		event_free(tick);
+	api_free(api);
+	if (rc == 1 && jobs_running(&d))
+		_exit(1);	/* threads still use what daemon_close frees */
+	daemon_close(&d);
+	the_daemon = NULL;
+	return rc;
+}

@@ -1,0 +1,713 @@
+/*
+ * endpoint.c: the TCP forwarder clients connect to.
+ *
+ * Each accepted connection becomes a session: a client bufferevent and a
+ * server bufferevent connected to the target of the moment, with bytes
+ * moved between their evbuffers and reading paused while the other side
+ * has more than ENDPOINT_MAX_PENDING bytes waiting to be written.
+ *
+ * Threads: every socket, bufferevent and timer is touched on the loop
+ * thread only.  The public calls other than endpoint_new() and
+ * endpoint_free() may come from any thread: they change the state guarded
+ * by ep->lock (target, holding flag, held queue, pending work) and wake
+ * the loop with a user event, whose callback does the socket work.  The
+ * accept callback reads the holding flag under the same lock, which is
+ * what makes endpoint_hold() take effect as soon as it returns.
+ *
+ * The process must ignore SIGPIPE: libevent writes with writev().
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <arpa/inet.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+
+#include "rotator/endpoint.h"
+#include "rotator/log.h"
+
+/* Stop reading one side while the other has this much left to write. */
+#define ENDPOINT_MAX_PENDING (256 * 1024)
+
+/* How long to wait before accepting again after accept() failed. */
+#define ENDPOINT_ACCEPT_RETRY_MS 100
+
+struct session {
+	struct endpoint *ep;
+	struct bufferevent *client;
+	struct bufferevent *server; /* NULL while held */
+	char *host;		    /* the target at connect time */
+	int port;
+	bool connected;		    /* the server side is up */
+	bool closing;		    /* one side is gone, flushing the other */
+	struct session *prev;
+	struct session *next;	    /* in ep->sessions, or the held queue */
+};
+
+struct endpoint {
+	struct event_base *base;
+	char *name;
+	int64_t hold_ms;
+	struct evconnlistener *listener;
+	struct event *hold_timer;
+	struct event *wakeup;	    /* runs queued work on the loop thread */
+	struct event *accept_retry;
+	struct session *sessions;   /* loop thread only */
+
+	pthread_mutex_t lock;	    /* guards everything below */
+	char *target_host;	    /* NULL until a target is set */
+	int target_port;
+	bool holding;
+	int64_t hold_deadline;	    /* now_ms() when the hold expires */
+	struct session *held_head;  /* held queue, oldest first */
+	struct session **held_tail;
+	uint64_t release_count;	    /* held entries to let through */
+	bool drop_pending;	    /* endpoint_drop_sessions() was called */
+	struct endpoint_stats stats;
+};
+
+static void session_read_cb(struct bufferevent *bev, void *arg);
+static void session_write_cb(struct bufferevent *bev, void *arg);
+static void session_event_cb(struct bufferevent *bev, short what, void *arg);
+
+/*
+ * Fill SIN with HOST:PORT.  HOST is an IPv4 literal or "localhost".
+ * Returns 0, or -1 when HOST is not such an address.
+ */
+static int endpoint_addr(const char *host, int port, struct sockaddr_in *sin)
+{
+	memset(sin, 0, sizeof(*sin));
+	sin->sin_family = AF_INET;
+	sin->sin_port = htons((uint16_t)port);
+	if (strcmp(host, "localhost") == 0)
+		host = "127.0.0.1";
+	if (port < 0 || port > 65535)
+		return -1;
+	return inet_pton(AF_INET, host, &sin->sin_addr) == 1 ? 0 : -1;
+}
+
+static void set_nodelay(struct endpoint *ep, evutil_socket_t fd)
+{
+	int one = 1;
+
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+		log_debug("endpoint \"%s\": could not set TCP_NODELAY: %s",
+			  ep->name, strerror(errno));
+}
+
+static struct timeval ms_to_timeval(int64_t ms)
+{
+	struct timeval tv;
+
+	if (ms < 0)
+		ms = 0;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+	return tv;
+}
+
+static void session_link(struct session *s)
+{
+	struct endpoint *ep = s->ep;
+
+	s->prev = NULL;
+	s->next = ep->sessions;
+	if (ep->sessions)
+		ep->sessions->prev = s;
+	ep->sessions = s;
+}
+
+static void session_unlink(struct session *s)
+{
+	struct endpoint *ep = s->ep;
+
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		ep->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->prev = s->next = NULL;
+}
+
+/* Close both sides of the linked session S at once and free it. */
+static void session_free(struct session *s)
+{
+	struct endpoint *ep = s->ep;
+
+	if (s->client)
+		bufferevent_free(s->client);
+	if (s->server)
+		bufferevent_free(s->server);
+	session_unlink(s);
+	pthread_mutex_lock(&ep->lock);
+	ep->stats.active--;
+	pthread_mutex_unlock(&ep->lock);
+	free(s->host);
+	free(s);
+}
+
+/* Like session_free(), for a session that never reached its target. */
+static void session_fail(struct session *s)
+{
+	struct endpoint *ep = s->ep;
+
+	pthread_mutex_lock(&ep->lock);
+	ep->stats.failed++;
+	pthread_mutex_unlock(&ep->lock);
+	session_free(s);
+}
+
+static struct bufferevent *session_peer(struct session *s,
+					struct bufferevent *bev)
+{
+	return bev == s->client ? s->server : s->client;
+}
+
+/*
+ * Copy the current target into S.  Returns false, after counting a
+ * failure, when there is none.  Otherwise S counts as active.
+ */
+static bool session_take_target(struct session *s)
+{
+	struct endpoint *ep = s->ep;
+	bool found;
+
+	pthread_mutex_lock(&ep->lock);
+	found = ep->target_host != NULL;
+	if (found) {
+		s->host = xstrdup(ep->target_host);
+		s->port = ep->target_port;
+		ep->stats.active++;
+	} else {
+		ep->stats.failed++;
+	}
+	pthread_mutex_unlock(&ep->lock);
+	return found;
+}
+
+/*
+ * Connect the new or held session S, whose client bufferevent is set up
+ * with reading disabled, to the current target.  Forwarding starts when
+ * the connect completes (session_event_cb).  Without a target, or when
+ * the connect cannot even start, closes the client and frees S.  Runs on
+ * the loop thread and does not block.
+ */
+static void session_connect(struct session *s)
+{
+	struct endpoint *ep = s->ep;
+	struct sockaddr_in sin;
+
+	if (!session_take_target(s)) {
+		log_warning("endpoint \"%s\": no target, closing connection",
+			    ep->name);
+		bufferevent_free(s->client);
+		free(s);
+		return;
+	}
+	session_link(s);
+	if (endpoint_addr(s->host, s->port, &sin) < 0) {
+		log_warning("endpoint \"%s\": invalid target address \"%s:%d\"",
+			    ep->name, s->host, s->port);
+		session_fail(s);
+		return;
+	}
+
+	/*
+	 * Set the callbacks only after the connect has started: a connect
+	 * that fails at once runs the event callback from inside
+	 * bufferevent_socket_connect(), and we handle that failure here.
+	 */
+	s->server = bufferevent_socket_new(ep->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!s->server ||
+	    bufferevent_socket_connect(s->server, (struct sockaddr *)&sin,
+				       sizeof(sin)) < 0) {
+		log_warning("endpoint \"%s\": could not connect to %s:%d: %s",
+			    ep->name, s->host, s->port, strerror(errno));
+		session_fail(s);
+		return;
+	}
+	set_nodelay(ep, bufferevent_getfd(s->server));
+	bufferevent_setcb(s->client, session_read_cb, session_write_cb,
+			  session_event_cb, s);
+	bufferevent_setcb(s->server, session_read_cb, session_write_cb,
+			  session_event_cb, s);
+}
+
+/*
+ * Move what BEV has read to the other side's output.  When that output
+ * grows past ENDPOINT_MAX_PENDING, stop reading BEV until the other side
+ * has written half of it (session_write_cb).  While closing, the other
+ * side is gone and the bytes are discarded.
+ */
+static void session_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+	struct bufferevent *peer = session_peer(s, bev);
+	struct evbuffer *input = bufferevent_get_input(bev);
+	struct evbuffer *output;
+
+	if (!peer) {
+		evbuffer_drain(input, evbuffer_get_length(input));
+		return;
+	}
+	output = bufferevent_get_output(peer);
+	evbuffer_add_buffer(output, input);
+	if (evbuffer_get_length(output) >= ENDPOINT_MAX_PENDING) {
+		bufferevent_setwatermark(peer, EV_WRITE,
+					 ENDPOINT_MAX_PENDING / 2, 0);
+		bufferevent_disable(bev, EV_READ);
+	}
+}
+
+/*
+ * BEV's output fell to its low watermark.  While closing, free the session
+ * once it is empty; otherwise resume reading the other side if it was
+ * paused for backpressure.
+ */
+static void session_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+	struct bufferevent *peer = session_peer(s, bev);
+
+	if (s->closing) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			session_free(s);
+		return;
+	}
+	if (!s->connected || !peer ||
+	    (bufferevent_get_enabled(peer) & EV_READ))
+		return;
+	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+	bufferevent_enable(peer, EV_READ);
+}
+
+/* The connect to the target ended with WHAT: start forwarding or give up. */
+static void session_connect_done(struct session *s, short what)
+{
+	struct endpoint *ep = s->ep;
+	int err = EVUTIL_SOCKET_ERROR();
+
+	if (what & BEV_EVENT_CONNECTED) {
+		s->connected = true;
+		log_debug("endpoint \"%s\": connected to %s:%d", ep->name,
+			  s->host, s->port);
+		bufferevent_enable(s->server, EV_READ);
+		bufferevent_enable(s->client, EV_READ);
+		return;
+	}
+	if (!(what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)))
+		return;
+	log_warning("endpoint \"%s\": could not connect to %s:%d: %s",
+		    ep->name, s->host, s->port,
+		    err ? evutil_socket_error_to_string(err)
+			: "connection closed");
+	session_fail(s);
+}
+
+/*
+ * BEV reached end of file or failed.  Hand what it read to the other side,
+ * close BEV, and close the other side once its output has drained (at
+ * once if it is empty, or if the other side fails too).
+ */
+static void session_close_side(struct session *s, struct bufferevent *bev,
+			       short what)
+{
+	struct endpoint *ep = s->ep;
+	struct bufferevent *peer = session_peer(s, bev);
+	const char *side = bev == s->client ? "client" : "server";
+
+	if (what & BEV_EVENT_ERROR)
+		log_debug("endpoint \"%s\": %s connection failed: %s",
+			  ep->name, side,
+			  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	if (peer && !s->connected) {
+		session_free(s);
+		return;
+	}
+	if (peer)
+		evbuffer_add_buffer(bufferevent_get_output(peer),
+				    bufferevent_get_input(bev));
+	if (bev == s->client)
+		s->client = NULL;
+	else
+		s->server = NULL;
+	bufferevent_free(bev);
+	if (!peer || evbuffer_get_length(bufferevent_get_output(peer)) == 0) {
+		session_free(s);
+		return;
+	}
+
+	/*
+	 * Keep reading (and discarding) from PEER: closing a socket with
+	 * unread bytes would reset it and lose what is still in flight.
+	 */
+	s->closing = true;
+	bufferevent_setwatermark(peer, EV_WRITE, 0, 0);
+	bufferevent_enable(peer, EV_READ);
+}
+
+static void session_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct session *s = arg;
+
+	if (bev == s->server && !s->connected)
+		session_connect_done(s, what);
+	else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		session_close_side(s, bev, what);
+}
+
+/* Append S to the held queue.  Call with ep->lock held. */
+static void held_push(struct endpoint *ep, struct session *s)
+{
+	s->next = NULL;
+	*ep->held_tail = s;
+	ep->held_tail = &s->next;
+	ep->stats.held++;
+}
+
+/*
+ * Detach the N oldest held entries and return them as a list linked by
+ * next.  Call with ep->lock held.
+ */
+static struct session *held_take(struct endpoint *ep, uint64_t n)
+{
+	struct session *batch = NULL;
+	struct session **tail = &batch;
+	struct session *s;
+
+	while (n > 0 && (s = ep->held_head) != NULL) {
+		ep->held_head = s->next;
+		s->next = NULL;
+		*tail = s;
+		tail = &s->next;
+		ep->stats.held--;
+		n--;
+	}
+	if (!ep->held_head)
+		ep->held_tail = &ep->held_head;
+	return batch;
+}
+
+static void endpoint_accept_cb(struct evconnlistener *listener,
+			       evutil_socket_t fd, struct sockaddr *addr,
+			       int addrlen, void *arg)
+{
+	struct endpoint *ep = arg;
+	struct session *s;
+	bool held;
+
+	set_nodelay(ep, fd);
+	s = xcalloc(1, sizeof(*s));
+	s->ep = ep;
+	s->client = bufferevent_socket_new(ep->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!s->client) {
+		log_warning("endpoint \"%s\": could not set up a connection",
+			    ep->name);
+		evutil_closesocket(fd);
+		free(s);
+		return;
+	}
+	/* Held or connecting, the client is not read until its server is up. */
+	bufferevent_disable(s->client, EV_READ);
+
+	pthread_mutex_lock(&ep->lock);
+	ep->stats.accepted++;
+	held = ep->holding;
+	if (held)
+		held_push(ep, s);
+	pthread_mutex_unlock(&ep->lock);
+
+	if (held)
+		log_debug("endpoint \"%s\": holding a new connection",
+			  ep->name);
+	else
+		session_connect(s);
+}
+
+/*
+ * accept() failed, most likely for want of file descriptors.  Pause the
+ * listener for a while rather than spin on the same error.
+ */
+static void endpoint_accept_error_cb(struct evconnlistener *listener,
+				     void *arg)
+{
+	struct endpoint *ep = arg;
+	struct timeval tv = ms_to_timeval(ENDPOINT_ACCEPT_RETRY_MS);
+	int err = EVUTIL_SOCKET_ERROR();
+
+	log_warning("endpoint \"%s\": could not accept a connection: %s",
+		    ep->name, evutil_socket_error_to_string(err));
+	evconnlistener_disable(listener);
+	evtimer_add(ep->accept_retry, &tv);
+}
+
+static void endpoint_accept_retry_cb(evutil_socket_t fd, short what,
+				     void *arg)
+{
+	struct endpoint *ep = arg;
+
+	evconnlistener_enable(ep->listener);
+}
+
+/* Close every session whose target is not the current one. */
+static void endpoint_drop_stale(struct endpoint *ep)
+{
+	struct session *s, *next;
+	char *host = NULL;
+	int port = 0;
+	int dropped = 0;
+
+	pthread_mutex_lock(&ep->lock);
+	if (ep->target_host) {
+		host = xstrdup(ep->target_host);
+		port = ep->target_port;
+	}
+	pthread_mutex_unlock(&ep->lock);
+
+	for (s = ep->sessions; s; s = next) {
+		next = s->next;
+		if (host && strcmp(s->host, host) == 0 && s->port == port)
+			continue;
+		session_free(s);
+		dropped++;
+	}
+	log_info("endpoint \"%s\": closed %d sessions to old targets",
+		 ep->name, dropped);
+	free(host);
+}
+
+/*
+ * Arm the hold timer for what is left of the hold, or cancel it when
+ * nothing is held.  Loop thread only, so that timer changes never race.
+ */
+static void endpoint_sync_timer(struct endpoint *ep)
+{
+	struct timeval tv;
+	bool holding;
+	int64_t left;
+
+	pthread_mutex_lock(&ep->lock);
+	holding = ep->holding;
+	left = ep->hold_deadline - now_ms();
+	pthread_mutex_unlock(&ep->lock);
+
+	if (!holding) {
+		evtimer_del(ep->hold_timer);
+		return;
+	}
+	tv = ms_to_timeval(left);
+	evtimer_add(ep->hold_timer, &tv);
+}
+
+/*
+ * Do on the loop thread what the other threads asked for: drop stale
+ * sessions, connect the held connections that were released, and bring
+ * the hold timer in line with the holding flag.
+ */
+static void endpoint_run_queued(struct endpoint *ep)
+{
+	struct session *batch, *s;
+	bool drop;
+
+	pthread_mutex_lock(&ep->lock);
+	batch = held_take(ep, ep->release_count);
+	ep->release_count = 0;
+	drop = ep->drop_pending;
+	ep->drop_pending = false;
+	pthread_mutex_unlock(&ep->lock);
+
+	if (drop)
+		endpoint_drop_stale(ep);
+	while ((s = batch) != NULL) {
+		batch = s->next;
+		s->next = NULL;
+		session_connect(s);
+	}
+	endpoint_sync_timer(ep);
+}
+
+static void endpoint_wakeup_cb(evutil_socket_t fd, short what, void *arg)
+{
+	endpoint_run_queued(arg);
+}
+
+/* The hold timer fired: release everything held if the hold is over. */
+static void endpoint_hold_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct endpoint *ep = arg;
+	bool expired;
+	uint64_t n = 0;
+
+	pthread_mutex_lock(&ep->lock);
+	expired = ep->holding && now_ms() >= ep->hold_deadline;
+	if (expired) {
+		ep->holding = false;
+		ep->release_count = n = ep->stats.held;
+	}
+	pthread_mutex_unlock(&ep->lock);
+
+	if (expired)
+		log_warning("endpoint \"%s\": hold expired after %" PRId64
+			    " ms, releasing %" PRIu64 " connections",
+			    ep->name, ep->hold_ms, n);
+	endpoint_run_queued(ep);
+}
+
+/* Ask the loop thread to run endpoint_run_queued(). */
+static void endpoint_wake(struct endpoint *ep)
+{
+	event_active(ep->wakeup, EV_READ, 0);
+}
+
+struct endpoint *endpoint_new(struct event_base *base, const char *name,
+			      const char *host, int port, int64_t hold_ms,
+			      char *err, size_t errlen)
+{
+	struct endpoint *ep;
+	struct sockaddr_in sin;
+	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE;
+
+	if (endpoint_addr(host, port, &sin) < 0) {
+		snprintf(err, errlen, "invalid listen address \"%s:%d\"",
+			 host, port);
+		return NULL;
+	}
+	ep = xcalloc(1, sizeof(*ep));
+	ep->base = base;
+	ep->name = xstrdup(name);
+	ep->hold_ms = hold_ms;
+	ep->held_tail = &ep->held_head;
+	pthread_mutex_init(&ep->lock, NULL);
+
+	ep->listener = evconnlistener_new_bind(base, endpoint_accept_cb, ep,
+					       flags, -1,
+					       (struct sockaddr *)&sin,
+					       sizeof(sin));
+	if (!ep->listener) {
+		snprintf(err, errlen, "could not listen on %s:%d: %s", host,
+			 port, strerror(errno));
+		endpoint_free(ep);
+		return NULL;
+	}
+	evconnlistener_set_error_cb(ep->listener, endpoint_accept_error_cb);
+	ep->hold_timer = evtimer_new(base, endpoint_hold_timer_cb, ep);
+	ep->wakeup = event_new(base, -1, 0, endpoint_wakeup_cb, ep);
+	ep->accept_retry = evtimer_new(base, endpoint_accept_retry_cb, ep);
+	if (!ep->hold_timer || !ep->wakeup || !ep->accept_retry) {
+		snprintf(err, errlen, "could not create events for \"%s\"",
+			 name);
+		endpoint_free(ep);
+		return NULL;
+	}
+	log_info("endpoint \"%s\": listening on %s:%d", name, host, port);
+	return ep;
+}
+
+/*
+ * Call on the loop thread, or once the loop has stopped.  Closes held
+ * connections and sessions at once, without flushing.
+ */
+void endpoint_free(struct endpoint *ep)
+{
+	struct session *s;
+
+	if (!ep)
+		return;
+	if (ep->listener)
+		evconnlistener_free(ep->listener);
+	if (ep->hold_timer)
+		event_free(ep->hold_timer);
+	if (ep->wakeup)
+		event_free(ep->wakeup);
+	if (ep->accept_retry)
+		event_free(ep->accept_retry);
+	while (ep->sessions)
+		session_free(ep->sessions);
+	while ((s = ep->held_head) != NULL) {
+		ep->held_head = s->next;
+		bufferevent_free(s->client);
+		free(s);
+	}
+	pthread_mutex_destroy(&ep->lock);
+	free(ep->target_host);
+	free(ep->name);
+	free(ep);
+}
+
+/* Replace the target.  Call with ep->lock held; HOST may not be NULL. */
+static void endpoint_set_target_locked(struct endpoint *ep, const char *host,
+				       int port)
+{
+	free(ep->target_host);
+	ep->target_host = xstrdup(host);
+	ep->target_port = port;
+}
+
+void endpoint_set_target(struct endpoint *ep, const char *host, int port)
+{
+	pthread_mutex_lock(&ep->lock);
+	endpoint_set_target_locked(ep, host, port);
+	pthread_mutex_unlock(&ep->lock);
+	log_info("endpoint \"%s\": target is now %s:%d", ep->name, host,
+		 port);
+}
+
+void endpoint_hold(struct endpoint *ep)
+{
+	pthread_mutex_lock(&ep->lock);
+	ep->holding = true;
+	ep->hold_deadline = now_ms() + ep->hold_ms;
+	pthread_mutex_unlock(&ep->lock);
+	endpoint_wake(ep);
+	log_info("endpoint \"%s\": holding new connections for at most %"
+		 PRId64 " ms", ep->name, ep->hold_ms);
+}
+
+void endpoint_release(struct endpoint *ep, const char *host, int port)
+{
+	char target[300] = "no target";
+	uint64_t n;
+
+	pthread_mutex_lock(&ep->lock);
+	if (host)
+		endpoint_set_target_locked(ep, host, port);
+	if (ep->target_host)
+		snprintf(target, sizeof(target), "%s:%d", ep->target_host,
+			 ep->target_port);
+	ep->holding = false;
+	ep->release_count = n = ep->stats.held;
+	pthread_mutex_unlock(&ep->lock);
+	endpoint_wake(ep);
+	log_info("endpoint \"%s\": releasing %" PRIu64 " connections to %s",
+		 ep->name, n, target);
+}
+
+void endpoint_drop_sessions(struct endpoint *ep)
+{
+	pthread_mutex_lock(&ep->lock);
+	ep->drop_pending = true;
+	pthread_mutex_unlock(&ep->lock);
+	endpoint_wake(ep);
+}
+
+void endpoint_get_stats(struct endpoint *ep, struct endpoint_stats *stats)
+{
+	pthread_mutex_lock(&ep->lock);
+	*stats = ep->stats;
+	stats->holding = ep->holding;
+	pthread_mutex_unlock(&ep->lock);
+}
