@@ -65,7 +65,7 @@ build/%.o: %.c
 build/tests/test_%: build/tests/test_%.o $(CORE_OBJ)
 	$(QLD)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
 
-build/tests/pgwriter: build/tests/pgwriter.o
+build/tests/pgwriter: build/tests/pgwriter.o build/rotator/util.o
 	$(QLD)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 deps:

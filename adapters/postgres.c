@@ -672,44 +672,49 @@ out:
 	return rc;
 }
 
-/* Describe the WAL files in DATA/pg_wal for the manifest. */
-static int list_wal(const char *data, json_t *manifest, char *err,
-		    size_t errlen)
+/*
+ * Describe the files under DATA/pg_wal (segments, and the archive status
+ * marks beside them) for the manifest: backup_manifest does not list
+ * them.  REL is the directory relative to DATA.
+ */
+static int list_wal(const char *data, const char *rel, json_t *files,
+		    char *err, size_t errlen)
 {
-	char *dir = xasprintf("%s/pg_wal", data);
-	json_t *files = json_array();
+	char *dir = xasprintf("%s/%s", data, rel);
 	DIR *d = opendir(dir);
 	struct dirent *de;
 	int rc = 0;
 
-	while (d && (de = readdir(d)) != NULL) {
-		char *path, sha[SHA256_HEX_LEN + 1];
+	if (!d) {
+		snprintf(err, errlen, "could not open \"%s\": %s", dir,
+			 strerror(errno));
+		free(dir);
+		return -1;
+	}
+	while (rc == 0 && (de = readdir(d)) != NULL) {
+		char *sub = xasprintf("%s/%s", rel, de->d_name);
+		char *path = xasprintf("%s/%s", data, sub);
+		char sha[SHA256_HEX_LEN + 1];
 		uint64_t size;
 
-		if (de->d_name[0] == '.' || de->d_type == DT_DIR)
-			continue;
-		path = xasprintf("%s/%s", dir, de->d_name);
-		if (sha256_file(path, sha, &size) == -1) {
+		if (de->d_name[0] == '.')
+			;
+		else if (de->d_type == DT_DIR)
+			rc = list_wal(data, sub, files, err, errlen);
+		else if (sha256_file(path, sha, &size) == -1) {
 			snprintf(err, errlen, "could not read \"%s\": %s",
 				 path, strerror(errno));
 			rc = -1;
 		} else {
 			json_array_append_new(
-				files, json_pack("{s:s+, s:I, s:s}", "path",
-						 "pg_wal/", de->d_name, "size",
-						 (json_int_t)size, "sha256",
-						 sha));
+				files, json_pack("{s:s, s:I, s:s}", "path", sub,
+						 "size", (json_int_t)size,
+						 "sha256", sha));
 		}
 		free(path);
+		free(sub);
 	}
-	if (!d) {
-		snprintf(err, errlen, "could not open \"%s\": %s", dir,
-			 strerror(errno));
-		rc = -1;
-	} else {
-		closedir(d);
-	}
-	json_object_set_new(manifest, "wal_files", files);
+	closedir(d);
 	free(dir);
 	return rc;
 }
@@ -758,7 +763,9 @@ static int describe_backup(struct cluster *cl, const char *data,
 			  json_object_get(range, "Start-LSN"), "end_lsn",
 			  json_object_get(range, "End-LSN"),
 			  "system_identifier", sysid));
-	rc = list_wal(data, manifest, err, errlen);
+	json_object_set_new(manifest, "wal_files", json_array());
+	rc = list_wal(data, "pg_wal", json_object_get(manifest, "wal_files"),
+		      err, errlen);
 out:
 	free(control);
 	json_decref(bm);

@@ -89,13 +89,13 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg);
  */
 static int endpoint_addr(const char *host, int port, struct sockaddr_in *sin)
 {
+	if (port < 0 || port > 65535)
+		return -1;
 	memset(sin, 0, sizeof(*sin));
 	sin->sin_family = AF_INET;
 	sin->sin_port = htons((uint16_t)port);
 	if (strcmp(host, "localhost") == 0)
 		host = "127.0.0.1";
-	if (port < 0 || port > 65535)
-		return -1;
 	return inet_pton(AF_INET, host, &sin->sin_addr) == 1 ? 0 : -1;
 }
 
@@ -160,7 +160,10 @@ static void session_free(struct session *s)
 	free(s);
 }
 
-/* Like session_free(), for a session that never reached its target. */
+/*
+ * Like session_free(), for a session that never reached its target: a
+ * target that cannot be reached counts in stats.failed like no target.
+ */
 static void session_fail(struct session *s)
 {
 	struct endpoint *ep = s->ep;
@@ -579,7 +582,8 @@ struct endpoint *endpoint_new(struct event_base *base, const char *name,
 {
 	struct endpoint *ep;
 	struct sockaddr_in sin;
-	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE;
+	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+			 LEV_OPT_CLOSE_ON_EXEC;
 
 	if (endpoint_addr(host, port, &sin) < 0) {
 		snprintf(err, errlen, "invalid listen address \"%s:%d\"",

@@ -256,6 +256,12 @@ static void exec_child(struct child_plan *plan, int err_pipe)
 	}
 	if (chdir("/") == -1)
 		_exit(126);
+
+	/*
+	 * Nothing of the daemon's may outlive it in a server it starts:
+	 * an inherited listening socket would keep the endpoint's port.
+	 */
+	close_range(3, ~0U, 0);
 	execve(plan->path, plan->argv, plan->envp);
 	_exit(127);
 }

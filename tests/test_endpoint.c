@@ -3,8 +3,9 @@
  *
  * The endpoint and three backends share one event loop, run in its own
  * thread.  Backends A and B echo what they read after a prefix ("A:" or
- * "B:") sent on accept, so a client knows which one answered; backend C
- * sends "C:" and FLOOD_LEN bytes, then closes.  The test thread drives the
+ * "B:") sent on accept, so a client knows which one answered; backends C
+ * and D send "C:" or "D:" and a pattern of FLOOD_LEN or BIG_FLOOD_LEN
+ * bytes, then close.  The test thread drives the
  * endpoint through its thread-safe calls and talks to it with blocking
  * sockets whose every wait is bounded.
  */
@@ -37,7 +38,8 @@
 #include "rotator/util.h"
 
 #define PAYLOAD_LEN (1024 * 1024)
-#define FLOOD_LEN (8 * 1024 * 1024)
+#define FLOOD_LEN (1024 * 1024)
+#define BIG_FLOOD_LEN (8 * 1024 * 1024)
 #define SLOW_RCVBUF (16 * 1024)
 #define WAIT_MS 5000
 #define LONG_HOLD_MS 3000
@@ -47,7 +49,7 @@ struct echo_conn;
 
 struct backend {
 	const char *prefix;	/* sent first on every connection */
-	bool flood;		/* send FLOOD_LEN bytes and close */
+	size_t flood_len;	/* > 0: send this many bytes and close */
 	struct evconnlistener *listener;
 	int port;
 	struct echo_conn *conns;
@@ -67,6 +69,7 @@ struct fixture {
 	struct backend a;
 	struct backend b;
 	struct backend c;
+	struct backend d;
 	struct endpoint *ep;
 	int port;		/* the endpoint's */
 	int refused_port;	/* nothing listens here */
@@ -104,7 +107,7 @@ static void echo_read_cb(struct bufferevent *bev, void *arg)
 	struct echo_conn *c = arg;
 	struct evbuffer *input = bufferevent_get_input(bev);
 
-	if (c->backend->flood)
+	if (c->backend->flood_len > 0)
 		evbuffer_drain(input, evbuffer_get_length(input));
 	else
 		evbuffer_add_buffer(bufferevent_get_output(bev), input);
@@ -115,7 +118,7 @@ static void echo_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct echo_conn *c = arg;
 
-	if (c->backend->flood)
+	if (c->backend->flood_len > 0)
 		echo_free(c);
 }
 
@@ -145,11 +148,11 @@ static void echo_accept_cb(struct evconnlistener *listener,
 			  c);
 	output = bufferevent_get_output(c->bev);
 	evbuffer_add(output, b->prefix, strlen(b->prefix));
-	if (b->flood) {
-		char *flood = xmalloc(FLOOD_LEN);
+	if (b->flood_len > 0) {
+		char *flood = xmalloc(b->flood_len);
 
-		fill_pattern(flood, FLOOD_LEN);
-		evbuffer_add(output, flood, FLOOD_LEN);
+		fill_pattern(flood, b->flood_len);
+		evbuffer_add(output, flood, b->flood_len);
 		free(flood);
 	}
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
@@ -190,12 +193,12 @@ static int free_port(void)
 }
 
 static void backend_start(struct fixture *f, struct backend *b,
-			  const char *prefix, bool flood)
+			  const char *prefix, size_t flood_len)
 {
 	struct sockaddr_in sin = loopback(0);
 
 	b->prefix = prefix;
-	b->flood = flood;
+	b->flood_len = flood_len;
 	b->listener = evconnlistener_new_bind(f->base, echo_accept_cb, b,
 					      LEV_OPT_CLOSE_ON_FREE |
 						      LEV_OPT_REUSEABLE,
@@ -233,9 +236,10 @@ static int setup_with_hold(void **state, int64_t hold_ms)
 	*state = f;
 	f->base = event_base_new();
 	assert_non_null(f->base);
-	backend_start(f, &f->a, "A:", false);
-	backend_start(f, &f->b, "B:", false);
-	backend_start(f, &f->c, "C:", true);
+	backend_start(f, &f->a, "A:", 0);
+	backend_start(f, &f->b, "B:", 0);
+	backend_start(f, &f->c, "C:", FLOOD_LEN);
+	backend_start(f, &f->d, "D:", BIG_FLOOD_LEN);
 	f->refused_port = free_port();
 	for (int i = 0; i < 10 && !f->ep; i++) {
 		f->port = free_port();
@@ -271,6 +275,7 @@ static int teardown(void **state)
 	backend_stop(&f->a);
 	backend_stop(&f->b);
 	backend_stop(&f->c);
+	backend_stop(&f->d);
 	event_base_free(f->base);
 	free(f);
 	return 0;
@@ -455,27 +460,53 @@ static void test_forward_large_payload(void **state)
 	free(reply);
 }
 
-/* A server that sends a lot and closes: the client gets it all, then EOF. */
-static void test_server_close_flushes(void **state)
+/*
+ * Connect through the endpoint to B, a flooding backend, and read all it
+ * sends, starting late: the prefix and LEN bytes of pattern, then EOF.
+ */
+static void expect_flood(struct fixture *f, struct backend *b, size_t len,
+			 int rcvbuf)
 {
-	struct fixture *f = *state;
-	char *want = xmalloc(FLOOD_LEN);
-	char *reply = xmalloc(FLOOD_LEN + 2);
+	char *want = xmalloc(len);
+	char *reply = xmalloc(len + 2);
 	int fd;
 
-	fill_pattern(want, FLOOD_LEN);
-	endpoint_set_target(f->ep, "localhost", f->c.port);
-	fd = client_connect_rcvbuf(f->port, SLOW_RCVBUF);
+	fill_pattern(want, len);
+	endpoint_set_target(f->ep, "localhost", b->port);
+	fd = client_connect_rcvbuf(f->port, rcvbuf);
 	sleep_ms(300);
-	assert_int_equal(read_exact(fd, reply, FLOOD_LEN + 2, 3 * WAIT_MS),
-			 FLOOD_LEN + 2);
-	assert_memory_equal(reply, "C:", 2);
-	assert_memory_equal(reply + 2, want, FLOOD_LEN);
+	assert_int_equal(read_exact(fd, reply, len + 2, 3 * WAIT_MS),
+			 len + 2);
+	assert_memory_equal(reply, b->prefix, 2);
+	assert_memory_equal(reply + 2, want, len);
 	assert_true(sees_eof(fd));
 	close(fd);
 	assert_stat_becomes(f->ep, active, 0);
 	free(want);
 	free(reply);
+}
+
+/*
+ * A server that sends and closes while the client is not reading: what
+ * the endpoint still holds for the client reaches it before the EOF.
+ */
+static void test_server_close_flushes(void **state)
+{
+	struct fixture *f = *state;
+
+	expect_flood(f, &f->c, FLOOD_LEN, 0);
+}
+
+/*
+ * More than the kernel buffers hold, to a client with a small receive
+ * buffer that starts late: the endpoint must stop reading the server and
+ * resume once the client catches up, losing nothing.
+ */
+static void test_backpressure(void **state)
+{
+	struct fixture *f = *state;
+
+	expect_flood(f, &f->d, BIG_FLOOD_LEN, SLOW_RCVBUF);
 }
 
 /* A client that arrives during a hold waits, then reaches the new target. */
@@ -654,6 +685,24 @@ static void test_stats(void **state)
 	assert_int_equal(st.failed, 0);
 }
 
+/* A port in use or a host that is no IPv4 address: NULL and a reason. */
+static void test_new_errors(void **state)
+{
+	struct fixture *f = *state;
+	char err[256] = "";
+	char want[64];
+
+	assert_null(endpoint_new(f->base, "dup", "127.0.0.1", f->a.port, 100,
+				 err, sizeof(err)));
+	snprintf(want, sizeof(want), "could not listen on 127.0.0.1:%d: ",
+		 f->a.port);
+	assert_memory_equal(err, want, strlen(want));
+	assert_null(endpoint_new(f->base, "bad", "db.example.com", 5432, 100,
+				 err, sizeof(err)));
+	assert_string_equal(err,
+			    "invalid listen address \"db.example.com:5432\"");
+}
+
 static int group_setup(void **state)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -674,6 +723,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_server_close_flushes,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backpressure, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_hold_then_release, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_session_survives_hold,
@@ -687,6 +738,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_refused_target, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_new_errors, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

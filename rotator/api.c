@@ -1,0 +1,402 @@
+/*
+ * api.c: the HTTP API (see api.h and the README for the routes).
+ *
+ * Handlers run on the loop thread.  They read cluster state under the
+ * cluster's lock and never wait for a database: a rotation or snapshot
+ * request starts a job and answers 202 at once.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/crypto.h>
+
+#include "rotator/api.h"
+#include "rotator/audit.h"
+#include "rotator/cluster.h"
+#include "rotator/daemon.h"
+#include "rotator/endpoint.h"
+#include "rotator/log.h"
+#include "rotator/rotation.h"
+#include "snapshots/store.h"
+
+#define MAX_BODY (64 * 1024)
+
+struct api {
+	struct daemon *d;
+	struct evhttp *http;
+};
+
+static void reply_json(struct evhttp_request *req, int status, json_t *body)
+{
+	struct evbuffer *out = evbuffer_new();
+	char *text = json_dumps(body, JSON_INDENT(2));
+
+	evbuffer_add_printf(out, "%s\n", text ? text : "{}");
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+			  "Content-Type", "application/json");
+	evhttp_send_reply(req, status, NULL, out);
+	evbuffer_free(out);
+	free(text);
+	json_decref(body);
+}
+
+static void reply_error(struct evhttp_request *req, int status,
+			const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void reply_error(struct evhttp_request *req, int status,
+			const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	reply_json(req, status, json_pack("{s:s}", "error", msg));
+}
+
+/* True when the request carries "Authorization: Bearer TOKEN". */
+static bool authorized(struct api *api, struct evhttp_request *req)
+{
+	const char *h = evhttp_find_header(
+		evhttp_request_get_input_headers(req), "Authorization");
+	size_t want = strlen(api->d->token);
+
+	if (!h || strncmp(h, "Bearer ", 7) != 0)
+		return false;
+	h += 7;
+	return strlen(h) == want && CRYPTO_memcmp(h, api->d->token, want) == 0;
+}
+
+/*
+ * The request body as a JSON object (new reference); an empty body is
+ * an empty object.  NULL after answering 400.
+ */
+static json_t *read_body(struct evhttp_request *req)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	json_error_t jerr;
+	json_t *body;
+
+	if (len == 0)
+		return json_object();
+	if (len > MAX_BODY) {
+		reply_error(req, 400, "request body is over %d bytes",
+			    MAX_BODY);
+		return NULL;
+	}
+	body = json_loadb((const char *)evbuffer_pullup(in, -1), len, 0,
+			  &jerr);
+	if (!body) {
+		reply_error(req, 400, "malformed JSON at line %d, column %d: %s",
+			    jerr.line, jerr.column, jerr.text);
+		return NULL;
+	}
+	if (!json_is_object(body)) {
+		json_decref(body);
+		reply_error(req, 400, "request body must be a JSON object");
+		return NULL;
+	}
+	return body;
+}
+
+static json_t *member_json(const struct node *n)
+{
+	json_t *j = node_to_json(n);
+	char addr[96];
+
+	snprintf(addr, sizeof(addr), "%s:%d", n->host, n->port);
+	json_object_set_new(j, "address", json_string(addr));
+	json_object_set_new(j, "age_s",
+			    json_integer((wall_ms() - n->born_at) / 1000));
+	json_object_del(j, "born_at_ms");
+	return j;
+}
+
+static json_int_t seconds_until(int64_t due, int64_t every)
+{
+	int64_t left = due - now_ms();
+
+	if (every <= 0)
+		return -1;
+	return left > 0 ? left / 1000 : 0;
+}
+
+static json_t *cluster_json(struct cluster *cl)
+{
+	struct endpoint_stats st;
+	json_t *j, *members = json_array(), *last = json_null();
+	char listen[96];
+
+	endpoint_get_stats(cl->endpoint, &st);
+	pthread_mutex_lock(&cl->lock);
+	for (int i = 0; i < cl->n_nodes; i++)
+		json_array_append_new(members, member_json(&cl->nodes[i]));
+	for (int i = cl->n_history - 1; i >= 0; i--) {
+		if (cl->history[i] != cl->running) {
+			json_decref(last);
+			last = rotation_to_json(cl->history[i]);
+			json_object_del(last, "steps");
+			break;
+		}
+	}
+	snprintf(listen, sizeof(listen), "%s:%d", cl->cfg->endpoint_host,
+		 cl->cfg->endpoint_port);
+	j = json_pack("{s:s, s:s, s:s, s:o, s:o, s:s?, s:I, s:I, s:b, s:s?,"
+		      " s:{s:s, s:I, s:I, s:I, s:b}}",
+		      "name", cl->cfg->name, "engine", cl->cfg->engine,
+		      "status",
+		      cl->bootstrap_failed ? "failed"
+		      : !cl->bootstrapped  ? "starting"
+		      : cl->running	   ? "rotating"
+					   : "ready",
+		      "members", members, "last_rotation", last,
+		      "running_rotation", cl->running ? cl->running->id : NULL,
+		      "next_rotation_in_s",
+		      seconds_until(cl->next_rotation_due,
+				    cl->cfg->schedule_every_ms),
+		      "next_snapshot_in_s",
+		      seconds_until(cl->next_snapshot_due,
+				    cl->cfg->snapshot_every_ms),
+		      "snapshot_running", cl->snapshot_running,
+		      "snapshot_error", cl->snapshot_error, "endpoint",
+		      "listen", listen, "active", (json_int_t)st.active,
+		      "held", (json_int_t)st.held, "accepted",
+		      (json_int_t)st.accepted, "holding", st.holding);
+	pthread_mutex_unlock(&cl->lock);
+	return j;
+}
+
+static void get_clusters(struct api *api, struct evhttp_request *req)
+{
+	json_t *list = json_array();
+
+	for (int i = 0; i < api->d->n_clusters; i++)
+		json_array_append_new(list, cluster_json(api->d->clusters[i]));
+	reply_json(req, 200, json_pack("{s:o}", "clusters", list));
+}
+
+static const char *requester_of(struct evhttp_request *req, json_t *body,
+				char *buf, size_t len)
+{
+	const char *who = json_string_value(json_object_get(body,
+							    "requester"));
+	struct evhttp_connection *conn = evhttp_request_get_connection(req);
+	const char *peer = NULL;
+	ev_uint16_t port = 0;
+
+	if (conn)
+		evhttp_connection_get_peer(conn, (char **)&peer, &port);
+	snprintf(buf, len, "%s (api %s)", who ? who : "operator",
+		 peer ? peer : "?");
+	return buf;
+}
+
+static void post_rotate(struct api *api, struct evhttp_request *req,
+			struct cluster *cl)
+{
+	json_t *body = read_body(req), *reason;
+	char who[128], err[512];
+	struct rotation *rot;
+	bool conflict;
+
+	if (!body)
+		return;
+	reason = json_object_get(body, "reason");
+	if (reason && !json_is_string(reason)) {
+		json_decref(body);
+		reply_error(req, 400, "\"reason\" must be a string");
+		return;
+	}
+	rot = rotation_start(cl, reason ? json_string_value(reason) : "forced",
+			     requester_of(req, body, who, sizeof(who)),
+			     &conflict, err, sizeof(err));
+	json_decref(body);
+	if (!rot) {
+		reply_error(req, conflict ? 409 : 500, "%s", err);
+		return;
+	}
+	pthread_mutex_lock(&cl->lock);
+	body = rotation_to_json(rot);
+	pthread_mutex_unlock(&cl->lock);
+	reply_json(req, 202, body);
+}
+
+static void get_snapshots(struct cluster *cl, struct evhttp_request *req)
+{
+	json_t *list = store_list(cl);
+	json_t *j;
+
+	pthread_mutex_lock(&cl->lock);
+	j = json_pack("{s:o, s:b, s:s?}", "snapshots", list, "taking",
+		      cl->snapshot_running, "last_error", cl->snapshot_error);
+	pthread_mutex_unlock(&cl->lock);
+	reply_json(req, 200, j);
+}
+
+static void post_snapshot(struct cluster *cl, struct evhttp_request *req)
+{
+	json_t *body = read_body(req);
+	char err[512];
+
+	if (!body)
+		return;
+	json_decref(body);
+	if (daemon_snapshot(cl, err, sizeof(err)) == -1) {
+		reply_error(req, 409, "%s", err);
+		return;
+	}
+	reply_json(req, 202, json_pack("{s:b}", "taking", 1));
+}
+
+static void get_rotation(struct api *api, struct evhttp_request *req,
+			 const char *id)
+{
+	const char *dash = strrchr(id, '-');
+	struct cluster *cl = NULL;
+	struct rotation *rot;
+	char name[64];
+	json_t *j = NULL;
+
+	if (dash && dash - id < (long)sizeof(name)) {
+		snprintf(name, sizeof(name), "%.*s", (int)(dash - id), id);
+		cl = daemon_cluster(api->d, name);
+	}
+	if (cl) {
+		pthread_mutex_lock(&cl->lock);
+		rot = rotation_find(cl, id);
+		if (rot)
+			j = rotation_to_json(rot);
+		pthread_mutex_unlock(&cl->lock);
+	}
+	if (!j) {
+		reply_error(req, 404, "no rotation \"%s\"", id);
+		return;
+	}
+	reply_json(req, 200, j);
+}
+
+static void get_audit(struct api *api, struct evhttp_request *req)
+{
+	struct evkeyvalq query;
+	const char *cluster, *limit;
+	json_t *entries;
+
+	evhttp_parse_query_str(evhttp_uri_get_query(
+				       evhttp_request_get_evhttp_uri(req))
+				       ?: "",
+			       &query);
+	cluster = evhttp_find_header(&query, "cluster");
+	limit = evhttp_find_header(&query, "limit");
+	entries = audit_read(api->d->audit_path, cluster,
+			     limit ? strtoul(limit, NULL, 10) : 0);
+	evhttp_clear_headers(&query);
+	if (!entries) {
+		reply_error(req, 500, "could not read the audit log");
+		return;
+	}
+	reply_json(req, 200, json_pack("{s:o}", "entries", entries));
+}
+
+/*
+ * Route /v1/clusters/NAME[/rotate|/snapshots].  REST is what follows
+ * "/v1/clusters/".
+ */
+static void route_cluster(struct api *api, struct evhttp_request *req,
+			  enum evhttp_cmd_type method, const char *rest)
+{
+	const char *slash = strchr(rest, '/');
+	const char *sub = slash ? slash + 1 : "";
+	char name[64];
+	struct cluster *cl;
+
+	snprintf(name, sizeof(name), "%.*s",
+		 (int)(slash ? slash - rest : (long)strlen(rest)), rest);
+	cl = daemon_cluster(api->d, name);
+	if (!cl) {
+		reply_error(req, 404, "no cluster \"%s\"", name);
+		return;
+	}
+	if (strcmp(sub, "") == 0 && method == EVHTTP_REQ_GET)
+		reply_json(req, 200, cluster_json(cl));
+	else if (strcmp(sub, "rotate") == 0 && method == EVHTTP_REQ_POST)
+		post_rotate(api, req, cl);
+	else if (strcmp(sub, "snapshots") == 0 && method == EVHTTP_REQ_GET)
+		get_snapshots(cl, req);
+	else if (strcmp(sub, "snapshots") == 0 && method == EVHTTP_REQ_POST)
+		post_snapshot(cl, req);
+	else if (strcmp(sub, "") == 0 || strcmp(sub, "rotate") == 0 ||
+		 strcmp(sub, "snapshots") == 0)
+		reply_error(req, 405, "method not allowed");
+	else
+		reply_error(req, 404, "no such resource");
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	struct api *api = arg;
+	enum evhttp_cmd_type method = evhttp_request_get_command(req);
+	const char *path = evhttp_uri_get_path(
+		evhttp_request_get_evhttp_uri(req));
+
+	if (!path)
+		path = "/";
+	if (method == EVHTTP_REQ_POST && !authorized(api, req)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+				  "WWW-Authenticate", "Bearer");
+		reply_error(req, 401, "missing or wrong bearer token");
+		return;
+	}
+	if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_POST) {
+		reply_error(req, 405, "method not allowed");
+		return;
+	}
+	if (strcmp(path, "/v1/clusters") == 0 && method == EVHTTP_REQ_GET)
+		get_clusters(api, req);
+	else if (strncmp(path, "/v1/clusters/", 13) == 0 && path[13])
+		route_cluster(api, req, method, path + 13);
+	else if (strncmp(path, "/v1/rotations/", 14) == 0 &&
+		 method == EVHTTP_REQ_GET)
+		get_rotation(api, req, path + 14);
+	else if (strcmp(path, "/v1/audit") == 0 && method == EVHTTP_REQ_GET)
+		get_audit(api, req);
+	else if (strcmp(path, "/v1/events") == 0 && method == EVHTTP_REQ_GET)
+		reply_json(req, 200, json_pack("{s:o}", "events",
+					       daemon_events(api->d)));
+	else
+		reply_error(req, 404, "no such resource");
+}
+
+struct api *api_new(struct daemon *d, const char *host, int port)
+{
+	struct api *api = xcalloc(1, sizeof(*api));
+
+	api->d = d;
+	api->http = evhttp_new(d->base);
+	evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+					      EVHTTP_REQ_PUT |
+					      EVHTTP_REQ_DELETE);
+	evhttp_set_max_body_size(api->http, MAX_BODY * 2);
+	evhttp_set_timeout(api->http, 30);
+	evhttp_set_gencb(api->http, on_request, api);
+	if (evhttp_bind_socket(api->http, host, (ev_uint16_t)port) != 0) {
+		log_error("could not listen on %s:%d for the API", host, port);
+		api_free(api);
+		return NULL;
+	}
+	return api;
+}
+
+void api_free(struct api *api)
+{
+	if (!api)
+		return;
+	if (api->http)
+		evhttp_free(api->http);
+	free(api);
+}
