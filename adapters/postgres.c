@@ -303,9 +303,29 @@ static pid_t postmaster_pid(const struct node *n)
 	return (pid_t)pid;
 }
 
+/*
+ * True while PID runs.  A postmaster is not our child (pg_ctl leaves it
+ * to init), so after it exits it may linger as a zombie until init gets
+ * round to reaping it: a zombie counts as gone.
+ */
 static bool pid_alive(pid_t pid)
 {
-	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+	char path[64], buf[256], *close_paren;
+	FILE *f;
+	size_t n;
+
+	if (pid <= 0 || (kill(pid, 0) == -1 && errno != EPERM))
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	close_paren = strrchr(buf, ')');
+	return !(close_paren && close_paren[1] == ' ' &&
+		 (close_paren[2] == 'Z' || close_paren[2] == 'X'));
 }
 
 /* Wait until PID is gone, polling every millisecond until DEADLINE. */
@@ -876,20 +896,31 @@ out:
 	return rc;
 }
 
+#define PRIMARY_TIMELINE_SQL \
+	"('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))" \
+	"::bit(32)::int"
+
+/*
+ * Caught up means: streaming from the primary on the primary's own
+ * timeline (a node born from an older timeline's snapshot first follows
+ * the history files), and replayed to within the lag bound.
+ */
 static int pg_catch_up(struct cluster *cl, struct node *fresh,
 		       struct node *primary, struct catch_up *state,
 		       char *err, size_t errlen)
 {
-	char f[3][128], p[1][128];
+	char f[4][128], p[2][128];
 	uint64_t replay, current;
 
 	if (pg_once(cl, fresh,
 		    "SELECT pg_is_in_recovery(), coalesce((SELECT status "
 		    "FROM pg_stat_wal_receiver), 'none'), "
-		    "coalesce(pg_last_wal_replay_lsn()::text, '0/0')",
-		    f, 3, err, errlen) == -1 ||
-	    pg_once(cl, primary, "SELECT pg_current_wal_lsn()", p, 1, err,
-		    errlen) == -1)
+		    "coalesce(pg_last_wal_replay_lsn()::text, '0/0'), "
+		    "coalesce((SELECT received_tli FROM pg_stat_wal_receiver), 0)",
+		    f, 4, err, errlen) == -1 ||
+	    pg_once(cl, primary,
+		    "SELECT pg_current_wal_lsn(), " PRIMARY_TIMELINE_SQL, p, 2,
+		    err, errlen) == -1)
 		return -1;
 	if (strcmp(f[0], "t") != 0) {
 		snprintf(err, errlen, "fresh node is not in recovery");
@@ -900,10 +931,13 @@ static int pg_catch_up(struct cluster *cl, struct node *fresh,
 			 f[2], p[0]);
 		return -1;
 	}
-	state->streaming = strcmp(f[1], "streaming") == 0;
+	state->streaming = strcmp(f[1], "streaming") == 0 &&
+			   strcmp(f[3], p[1]) == 0;
 	state->lag_bytes = current > replay ? (int64_t)(current - replay) : 0;
 	snprintf(state->detail, sizeof(state->detail),
-		 "receiver %s, replayed %s, primary at %s", f[1], f[2], p[0]);
+		 "receiver %s on timeline %s, replayed %s, primary at %s on "
+		 "timeline %s",
+		 f[1], f[3], f[2], p[0], p[1]);
 	return 0;
 }
 
@@ -940,8 +974,7 @@ static int pg_verify_replica(struct cluster *cl, struct node *fresh,
 		"coalesce((SELECT received_tli FROM pg_stat_wal_receiver), 0), "
 		"(SELECT system_identifier FROM pg_control_system())";
 	static const char primary_sql[] =
-		"SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), "
-		"1, 8))::bit(32)::int, "
+		"SELECT " PRIMARY_TIMELINE_SQL ", "
 		"(SELECT system_identifier FROM pg_control_system())";
 	char f[4][128], p[2][128];
 	struct catch_up cu;

@@ -70,12 +70,25 @@ static void ack(struct writer *w, int64_t id)
 	w->acked[w->n_acked++] = id;
 }
 
-static void write_loop(struct writer *w, int64_t seconds, int rate)
+/* Ids continue after those of earlier runs on the same table. */
+static int64_t first_id(PGconn *conn)
+{
+	PGresult *res = PQexec(conn, "SELECT coalesce(max(id), 0) + 1 "
+				     "FROM rotator_writer");
+	int64_t id = 1;
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return id;
+}
+
+static void write_loop(struct writer *w, int64_t id, int64_t seconds,
+		       int rate)
 {
 	int64_t start = now_ms(), last_ack = start, next = 0;
 	int64_t gap_us = 1000000 / rate;
 	PGconn *conn = NULL;
-	int64_t id = 1;
 
 	while (!stop && now_ms() - start < seconds * 1000) {
 		char text[32];
@@ -154,7 +167,7 @@ int main(int argc, char **argv)
 {
 	struct writer w = { 0 };
 	char err[256], *password;
-	int64_t seconds, started;
+	int64_t seconds, started, id;
 	long missing;
 	PGconn *conn;
 	int rate;
@@ -181,7 +194,9 @@ int main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	conn = connect_db(&w);
-	if (!conn || !exec_ok(conn,
+	if (!conn || !exec_ok(conn, "SET client_min_messages = warning", 0,
+			      NULL) ||
+	    !exec_ok(conn,
 			      "CREATE TABLE IF NOT EXISTS rotator_writer "
 			      "(id bigint PRIMARY KEY, at timestamptz "
 			      "NOT NULL DEFAULT now())",
@@ -191,9 +206,10 @@ int main(int argc, char **argv)
 		PQfinish(conn);
 		return 1;
 	}
+	id = first_id(conn);
 	PQfinish(conn);
 	started = now_ms();
-	write_loop(&w, seconds, rate);
+	write_loop(&w, id, seconds, rate);
 	seconds = now_ms() - started;
 	missing = count_missing(&w);
 	printf("{\"acknowledged\": %zu, \"missing\": %ld, \"errors\": %ld, "
