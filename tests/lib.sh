@@ -1,0 +1,165 @@
+# lib.sh: shared by the tests against real servers.  Sourced, not run.
+#
+# Each test gets a temporary directory (mode 0711 so that the nodes' user
+# can reach its state directory), starts "rotator serve" there, and on
+# exit stops by pid everything it started: the daemon, then every
+# postmaster under its directory.
+
+set -u
+
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+ROTATOR="$TOP/bin/rotator"
+PGWRITER="$TOP/build/tests/pgwriter"
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+RUN_AS=${RUN_AS:-rotatortest}
+PASS=0
+FAIL=0
+DAEMON_PID=""
+T=$(mktemp -d /tmp/rotator-test.XXXXXX)
+chmod 0711 "$T"
+
+ok() { PASS=$((PASS + 1)); echo "ok - $*"; }
+not_ok() { FAIL=$((FAIL + 1)); echo "not ok - $*"; }
+
+# check DESCRIPTION COMMAND...: passes when COMMAND exits 0.
+check() {
+	desc=$1
+	shift
+	if "$@"; then ok "$desc"; else not_ok "$desc"; fi
+}
+
+# wait_for SECONDS COMMAND...: poll COMMAND every 0.2 s until it succeeds.
+wait_for() {
+	limit=$(($1 * 5))
+	shift
+	i=0
+	while [ $i -lt "$limit" ]; do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.2
+		i=$((i + 1))
+	done
+	return 1
+}
+
+# stop_pid PID: TERM, then KILL after 20 s.
+stop_pid() {
+	pid=$1
+	kill -TERM "$pid" 2>/dev/null || return 0
+	i=0
+	while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do
+		sleep 0.2
+		i=$((i + 1))
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+}
+
+stop_postmasters() {
+	for f in $(find "$T" -name postmaster.pid 2>/dev/null); do
+		pid=$(head -n 1 "$f")
+		kill -INT "$pid" 2>/dev/null || continue
+		i=0
+		while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+	done
+}
+
+cleanup() {
+	[ -n "$DAEMON_PID" ] && stop_pid "$DAEMON_PID"
+	stop_postmasters
+	if [ "$FAIL" -gt 0 ] && [ -f "$T/serve.log" ]; then
+		echo "--- last lines of serve.log"
+		tail -n 40 "$T/serve.log"
+	fi
+	rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+# write_secrets: $T/password and $T/token, mode 0600.
+write_secrets() {
+	printf 'pw-%s:with\\colon' "$$" >"$T/password"
+	printf 'token-%s\n' "$$" >"$T/token"
+	chmod 0600 "$T/password" "$T/token"
+}
+
+# write_config API_PORT ENDPOINT_PORT PORT_RANGE [EXTRA_CLUSTER_JSON]
+write_config() {
+	extra=${4:-}
+	cat >"$T/rotator.json" <<JSON
+{
+  "state_dir": "$T/state",
+  "api": { "listen": "127.0.0.1:$1", "token_file": "$T/token" },
+  "clusters": [
+    {
+      "name": "orders",
+      "engine": "postgres",
+      "bootstrap": "initdb",
+      "auth": { "user": "rotator", "password_file": "$T/password" },
+      "endpoint": { "listen": "127.0.0.1:$2" },
+      "provisioner": { "kind": "local", "bin_dir": "$PG_BIN",
+                       "ports": "$3", "run_as": "$RUN_AS" }$extra
+    }
+  ]
+}
+JSON
+	API_PORT=$1
+	EP_PORT=$2
+}
+
+rot() { "$ROTATOR" -c "$T/rotator.json" "$@"; }
+
+cluster_ready() {
+	rot status orders --json 2>/dev/null | grep -q '"status": "ready"'
+}
+
+# start_daemon: serve in the background, wait until the cluster is ready.
+start_daemon() {
+	"$ROTATOR" -c "$T/rotator.json" serve >>"$T/serve.log" 2>&1 &
+	DAEMON_PID=$!
+	wait_for 120 cluster_ready
+}
+
+stop_daemon() {
+	stop_pid "$DAEMON_PID"
+	wait "$DAEMON_PID" 2>/dev/null
+	DAEMON_STATUS=$?
+	DAEMON_PID=""
+}
+
+# psql_at PORT SQL: one value from the node on PORT.
+psql_at() {
+	PGPASSWORD=$(cat "$T/password") "$PG_BIN/psql" -X -A -t -q \
+		-h 127.0.0.1 -p "$1" -U rotator -d postgres -c "$2"
+}
+
+# api METHOD PATH [BODY] [TOKEN]: prints the status code, body in $T/body.
+api() {
+	set -- "$1" "$2" "${3:-}" "${4:-}"
+	auth=""
+	[ -n "$4" ] && auth="Authorization: Bearer $4"
+	curl -s -o "$T/body" -w '%{http_code}' -X "$1" \
+		${auth:+-H "$auth"} -H 'Content-Type: application/json' \
+		${3:+--data "$3"} "http://127.0.0.1:$API_PORT$2"
+}
+
+json_get() {
+	python3 -c 'import json,sys
+v=json.load(sys.stdin)
+for k in sys.argv[1].split("."):
+    v = v[int(k)] if isinstance(v, list) else v[k]
+print(v if not isinstance(v, bool) else str(v).lower())' "$1"
+}
+
+primary_port() {
+	rot status orders --json | python3 -c 'import json,sys
+c=json.load(sys.stdin)
+print([m["port"] for m in c["members"] if m["role"]=="primary"][0])'
+}
+
+finish() {
+	echo "$PASS passed, $FAIL failed"
+	[ "$FAIL" -eq 0 ]
+}
