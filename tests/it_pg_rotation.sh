@@ -16,8 +16,7 @@ sleep 2
 
 for i in 1 2 3; do
 	check "rotation $i completes" \
-		timeout 180 "$ROTATOR" -c "$T/rotator.json" rotate orders \
-		--reason "test $i" --wait >"$T/rotate$i.out"
+		rotate_wait "$T/rotate$i.out" --reason "test $i"
 done
 sleep 2
 kill -TERM "$WRITER"

@@ -111,6 +111,20 @@ JSON
 
 rot() { "$ROTATOR" -c "$T/rotator.json" "$@"; }
 
+# rotate_wait OUT [ARGS]: a forced rotation of "orders", followed to its
+# end (at most 300 s), its steps in OUT.
+rotate_wait() {
+	out=$1
+	shift
+	timeout 300 "$ROTATOR" -c "$T/rotator.json" rotate orders --wait \
+		"$@" >"$out" 2>&1
+}
+
+# timeline_at PORT: the timeline the node on PORT writes on now.
+timeline_at() {
+	psql_at "$1" "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int"
+}
+
 cluster_ready() {
 	rot status orders --json 2>/dev/null | grep -q '"status": "ready"'
 }

@@ -1,0 +1,67 @@
+#!/bin/sh
+# The API's statuses, a rotation that aborts and rolls back, and the
+# daemon serving on after each.
+. "$(dirname "$0")/lib.sh"
+
+write_secrets
+write_config 17073 16443 15650-15669 ',
+      "verify": { "canary": [ "SELECT count(*) FROM canary_table" ] }'
+TOKEN=$(cat "$T/token")
+check "daemon starts" start_daemon
+
+check "POST without a token is 401" \
+	[ "$(api POST /v1/clusters/orders/rotate '{}')" = 401 ]
+check "the 401 body is a JSON error" json_get error <"$T/body"
+check "POST with a wrong token is 401" \
+	[ "$(api POST /v1/clusters/orders/rotate '{}' wrong)" = 401 ]
+check "malformed JSON is 400" \
+	[ "$(api POST /v1/clusters/orders/rotate '{"reason": ' "$TOKEN")" = 400 ]
+check "the 400 body names the problem" \
+	sh -c "json_get() { python3 -c 'import json,sys; print(json.load(sys.stdin)[\"error\"])'; }; json_get <'$T/body' | grep -q 'malformed JSON'"
+check "a reason that is not a string is 400" \
+	[ "$(api POST /v1/clusters/orders/rotate '{"reason": 5}' "$TOKEN")" = 400 ]
+check "an unknown cluster is 404" [ "$(api GET /v1/clusters/nope)" = 404 ]
+check "rotating an unknown cluster is 404" \
+	[ "$(api POST /v1/clusters/nope/rotate '{}' "$TOKEN")" = 404 ]
+check "an unknown rotation is 404" [ "$(api GET /v1/rotations/orders-r99)" = 404 ]
+check "an unknown path is 404" [ "$(api GET /v2/whatever)" = 404 ]
+check "a wrong method is 405" [ "$(api DELETE /v1/clusters/orders)" = 405 ]
+
+# The canary table does not exist yet: this rotation must abort in
+# verifying and roll back.
+check "a rotation is accepted with 202" \
+	[ "$(api POST /v1/clusters/orders/rotate '{"reason": "api test"}' "$TOKEN")" = 202 ]
+id=$(json_get id <"$T/body")
+check "a second rotation while one runs is 409" \
+	[ "$(api POST /v1/clusters/orders/rotate '{}' "$TOKEN")" = 409 ]
+check "the endpoint forwards while the rotation runs" \
+	[ "$(PGPASSWORD=$(cat "$T/password") "$PG_BIN/psql" -X -A -t -h 127.0.0.1 \
+	-p "$EP_PORT" -U rotator -d postgres -c 'SELECT 42')" = 42 ]
+rotation_ended() {
+	api GET "/v1/rotations/$id" >/dev/null
+	grep -Eq '"state": "(done|aborted)"' "$T/body"
+}
+check "rotation $id ends" wait_for 120 rotation_ended
+check "it aborted" grep -q '"state": "aborted"' "$T/body"
+check "its reason names the canary" grep -q 'canary query 1 failed' "$T/body"
+check "the old primary is still the one member" \
+	[ "$(rot status orders --json | json_get members.0.generation)" = 1 ]
+check "the fresh node's directory is gone" \
+	[ "$(ls "$T/state/clusters/orders/nodes")" = 1 ]
+check "the audit log records the abort with its reason" \
+	sh -c "\"$ROTATOR\" -c \"$T/rotator.json\" audit list | grep rotation_aborted | grep -q canary"
+check "rotate --wait exits 1 on an abort" \
+	sh -c "! timeout 120 \"$ROTATOR\" -c \"$T/rotator.json\" rotate orders --wait >/dev/null 2>&1"
+
+port=$(primary_port)
+psql_at "$port" "CREATE TABLE canary_table (x int)" >/dev/null
+check "with the canary table in place the rotation succeeds" \
+	rotate_wait "$T/rotate.out"
+check "the daemon still answers GET /v1/clusters" \
+	[ "$(api GET /v1/clusters)" = 200 ]
+check "GET /v1/audit answers" [ "$(api GET '/v1/audit?cluster=orders')" = 200 ]
+check "POST snapshots is accepted" \
+	[ "$(api POST /v1/clusters/orders/snapshots '' "$TOKEN")" = 202 ]
+check "GET snapshots answers" [ "$(api GET /v1/clusters/orders/snapshots)" = 200 ]
+check "audit verify passes" rot audit verify
+finish
