@@ -216,6 +216,15 @@ static void backend_stop(struct backend *b)
 		evconnlistener_free(b->listener);
 }
 
+/*
+ * Runs on the loop thread.  A loopbreak from another thread is lost when
+ * it comes before the loop has started, so teardown stops it from here.
+ */
+static void loop_stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	event_base_loopbreak(arg);
+}
+
 static void *loop_main(void *arg)
 {
 	struct fixture *f = arg;
@@ -266,9 +275,12 @@ static int setup_short_hold(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
+	struct timeval now = { 0, 0 };
 
 	if (f->loop_started) {
-		event_base_loopbreak(f->base);
+		if (event_base_once(f->base, -1, EV_TIMEOUT, loop_stop_cb,
+				    f->base, &now) < 0)
+			return -1;
 		pthread_join(f->loop, NULL);
 	}
 	endpoint_free(f->ep);
