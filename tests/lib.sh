@@ -125,15 +125,25 @@ timeline_at() {
 	psql_at "$1" "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int"
 }
 
+# cluster_ready: our daemon runs and reports the cluster ready (the pid
+# check keeps a stray daemon on the same port from answering for it).
 cluster_ready() {
-	rot status orders --json 2>/dev/null | grep -q '"status": "ready"'
+	kill -0 "$DAEMON_PID" 2>/dev/null &&
+		rot status orders --json 2>/dev/null | grep -q '"status": "ready"'
 }
 
 # start_daemon: serve in the background, wait until the cluster is ready.
 start_daemon() {
 	"$ROTATOR" -c "$T/rotator.json" serve >>"$T/serve.log" 2>&1 &
 	DAEMON_PID=$!
-	wait_for 120 cluster_ready
+	i=0
+	while [ $i -lt 600 ]; do
+		kill -0 "$DAEMON_PID" 2>/dev/null || return 1
+		cluster_ready && return 0
+		sleep 0.2
+		i=$((i + 1))
+	done
+	return 1
 }
 
 stop_daemon() {
