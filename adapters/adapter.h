@@ -29,9 +29,9 @@ struct node;
 
 /* What catching up looks like from the fresh node's side. */
 struct catch_up {
-	bool streaming;		/* replication link up and synced */
-	int64_t lag_bytes;	/* primary position minus fresh position */
-	char detail[512];	/* engine words for the log: LSNs or offsets */
+	bool streaming;	   /* replication link up and synced */
+	int64_t lag_bytes; /* primary position minus fresh position */
+	char detail[512];  /* engine words for the log: LSNs or offsets */
 };
 
 /*
@@ -39,12 +39,12 @@ struct catch_up {
  * to here before it may be promoted.
  */
 struct fence_point {
-	char position[64];	/* engine form: "0/3000028" */
-	uint64_t value;		/* the same as a number */
+	char position[64]; /* engine form: "0/3000028" */
+	uint64_t value;	   /* the same as a number */
 };
 
 struct adapter {
-	const char *name;	/* "postgres", "redis" */
+	const char *name; /* "postgres", "redis" */
 
 	/*
 	 * Make generation 1 from nothing in N (whose port and directory the
@@ -80,8 +80,8 @@ struct adapter {
 
 	/* How far FRESH is behind PRIMARY. */
 	int (*catch_up)(struct cluster *cl, struct node *fresh,
-			struct node *primary, struct catch_up *state,
-			char *err, size_t errlen);
+			struct node *primary, struct catch_up *state, char *err,
+			size_t errlen);
 
 	/*
 	 * The checks a replica must pass before it may replace PRIMARY:
@@ -113,8 +113,8 @@ struct adapter {
 			     char *err, size_t errlen);
 
 	/* Promote FRESH and confirm it accepts writes, at most to DEADLINE. */
-	int (*promote)(struct cluster *cl, struct node *fresh,
-		       int64_t deadline, char *err, size_t errlen);
+	int (*promote)(struct cluster *cl, struct node *fresh, int64_t deadline,
+		       char *err, size_t errlen);
 
 	/* Start N if it is not running (after a host restart, say). */
 	int (*ensure_running)(struct cluster *cl, struct node *n, char *err,

@@ -78,23 +78,25 @@ static int parse_lsn(const char *text, uint64_t *lsn)
  * Connect to node N as auth.user.  Returns a connection or NULL after
  * writing ERR.  Caller finishes it with PQfinish().
  */
-static PGconn *pg_connect(struct cluster *cl, const struct node *n,
-			  char *err, size_t errlen)
+static PGconn *pg_connect(struct cluster *cl, const struct node *n, char *err,
+			  size_t errlen)
 {
 	char port[16];
-	const char *keys[] = { "host",	   "port",	     "user",
-			       "password", "dbname",	     "connect_timeout",
-			       "sslmode",  "application_name", NULL };
-	const char *values[] = { n->host,	 port,	   cl->cfg->auth_user,
-				 cl->password, "postgres", "5",
-				 "disable",	 "rotator",  NULL };
+	const char *keys[] = {"host",	 "port",
+			      "user",	 "password",
+			      "dbname",	 "connect_timeout",
+			      "sslmode", "application_name",
+			      NULL};
+	const char *values[] = {n->host,      port,	  cl->cfg->auth_user,
+				cl->password, "postgres", "5",
+				"disable",    "rotator",  NULL};
 	PGconn *conn;
 
 	snprintf(port, sizeof(port), "%d", n->port);
 	conn = PQconnectdbParams(keys, values, 0);
 	if (PQstatus(conn) != CONNECTION_OK) {
-		snprintf(err, errlen, "could not connect to %s:%d: %s",
-			 n->host, n->port, PQerrorMessage(conn));
+		snprintf(err, errlen, "could not connect to %s:%d: %s", n->host,
+			 n->port, PQerrorMessage(conn));
 		err[strcspn(err, "\n")] = '\0';
 		PQfinish(conn);
 		return NULL;
@@ -107,8 +109,8 @@ static PGconn *pg_connect(struct cluster *cl, const struct node *n,
  * VALUES (NCOLS buffers of LEN bytes; NULL becomes "").  Returns 0 or -1
  * after writing ERR.
  */
-static int pg_row(PGconn *conn, const char *sql, char values[][128],
-		  int ncols, char *err, size_t errlen)
+static int pg_row(PGconn *conn, const char *sql, char values[][128], int ncols,
+		  char *err, size_t errlen)
 {
 	PGresult *res = PQexec(conn, sql);
 	int rc = -1;
@@ -277,8 +279,9 @@ static int pg_start(struct cluster *cl, const struct node *n, char *err,
 {
 	char *dir = data_dir(n);
 	char *logf = xasprintf("%s/postgres.log", n->dir);
-	const char *argv[] = { "-D", dir, "-l", logf, "-w", "-t",
-			       PG_START_TIMEOUT_S, "start", NULL };
+	const char *argv[] = {
+		"-D",	 dir, "-l", logf, "-w", "-t", PG_START_TIMEOUT_S,
+		"start", NULL};
 	int rc = prov_run(cl, "pg_ctl", argv, NULL, NULL, PG_TOOL_TIMEOUT_MS,
 			  err, errlen);
 
@@ -352,14 +355,12 @@ static int pg_ensure_running(struct cluster *cl, struct node *n, char *err,
  * with a bound.  Success means the postmaster is gone (its children
  * follow it: they exit when they notice it died).
  */
-static int pg_stop(struct cluster *cl, struct node *n, char *err,
-		   size_t errlen)
+static int pg_stop(struct cluster *cl, struct node *n, char *err, size_t errlen)
 {
 	static const struct {
 		int sig;
 		int64_t wait_ms;
-	} steps[] = { { SIGINT, 30000 }, { SIGQUIT, 10000 },
-		      { SIGKILL, 10000 } };
+	} steps[] = {{SIGINT, 30000}, {SIGQUIT, 10000}, {SIGKILL, 10000}};
 	pid_t pid = postmaster_pid(n);
 
 	if (!pid_alive(pid))
@@ -382,16 +383,25 @@ static int pg_bootstrap(struct cluster *cl, struct node *n, char *err,
 	char *arch = archive_dir(cl), *dir = data_dir(n);
 	char *pwfile = xasprintf("%s/initdb.pw", n->dir);
 	char *pwopt = xasprintf("--pwfile=%s", pwfile);
-	const char *argv[] = { "-D", dir, "-U", cl->cfg->auth_user, pwopt,
-			       "-A", "scram-sha-256", "-E", "UTF8",
-			       "--locale=C", "--data-checksums", NULL };
+	const char *argv[] = {"-D",
+			      dir,
+			      "-U",
+			      cl->cfg->auth_user,
+			      pwopt,
+			      "-A",
+			      "scram-sha-256",
+			      "-E",
+			      "UTF8",
+			      "--locale=C",
+			      "--data-checksums",
+			      NULL};
 	char *initlog = xasprintf("%s/initdb.log", n->dir);
 	int rc = -1;
 
 	if (prov_mkdir(cl, arch, 0700, err, errlen) == -1 ||
 	    write_passfile(cl, err, errlen) == -1 ||
-	    prov_write_file(cl, pwfile, cl->password, strlen(cl->password),
-			    err, errlen) == -1)
+	    prov_write_file(cl, pwfile, cl->password, strlen(cl->password), err,
+			    errlen) == -1)
 		goto out;
 	rc = prov_run(cl, "initdb", argv, NULL, initlog, PG_TOOL_TIMEOUT_MS,
 		      err, errlen);
@@ -424,7 +434,7 @@ static char *controldata(struct cluster *cl, const char *dir, char *err,
 			 size_t errlen)
 {
 	char tmpl[] = "/tmp/rotator-controldata-XXXXXX";
-	const char *argv[] = { "-D", dir, NULL };
+	const char *argv[] = {"-D", dir, NULL};
 	char *text = NULL;
 	int fd = mkstemp(tmpl);
 	uid_t uid;
@@ -481,8 +491,8 @@ static json_t *expected_files(const char *data, json_t *manifest, char *err,
 			 strerror(errno));
 		goto out;
 	}
-	want = json_string_value(json_object_get(manifest,
-						 "backup_manifest_sha256"));
+	want = json_string_value(
+		json_object_get(manifest, "backup_manifest_sha256"));
 	if (!want || strcmp(want, sha) != 0) {
 		snprintf(err, errlen,
 			 "\"%s\" has SHA-256 %s, the manifest says %s", path,
@@ -497,14 +507,14 @@ static json_t *expected_files(const char *data, json_t *manifest, char *err,
 		goto out;
 	}
 	expected = json_object();
-	json_array_foreach(files, i, f) {
+	json_array_foreach (files, i, f) {
 		const char *p = json_string_value(json_object_get(f, "Path"));
-		const char *c = json_string_value(json_object_get(f,
-								  "Checksum"));
+		const char *c =
+			json_string_value(json_object_get(f, "Checksum"));
 
 		if (!p || !c) {
-			snprintf(err, errlen, "\"%s\": entry %zu lacks a checksum",
-				 path, i);
+			snprintf(err, errlen,
+				 "\"%s\": entry %zu lacks a checksum", path, i);
 			json_decref(expected);
 			expected = NULL;
 			goto out;
@@ -514,7 +524,7 @@ static json_t *expected_files(const char *data, json_t *manifest, char *err,
 					      json_object_get(f, "Size"),
 					      "sha256", c));
 	}
-	json_array_foreach(json_object_get(manifest, "wal_files"), i, f)
+	json_array_foreach (json_object_get(manifest, "wal_files"), i, f)
 		json_object_set(expected,
 				json_string_value(json_object_get(f, "path")),
 				f);
@@ -529,9 +539,9 @@ out:
  * callback, so the walk's state is thread-local.
  */
 struct walk {
-	const char *src;	/* snapshot data directory */
-	const char *dst;	/* node data directory, or NULL to only check */
-	json_t *expected;	/* path -> {size, sha256}; entries removed */
+	const char *src;  /* snapshot data directory */
+	const char *dst;  /* node data directory, or NULL to only check */
+	json_t *expected; /* path -> {size, sha256}; entries removed */
 	uid_t uid;
 	gid_t gid;
 	char *buf;
@@ -585,9 +595,10 @@ static int copy_verified(struct walk *w, const char *rel, const char *src,
 	if ((uint64_t)json_integer_value(json_object_get(want, "size")) !=
 		    size ||
 	    strcmp(json_string_value(json_object_get(want, "sha256")), hex)) {
-		snprintf(w->err, w->errlen,
-			 "file \"%s\" of the snapshot does not match its manifest",
-			 rel);
+		snprintf(
+			w->err, w->errlen,
+			"file \"%s\" of the snapshot does not match its manifest",
+			rel);
 		goto out;
 	}
 	w->bytes += size;
@@ -622,7 +633,8 @@ static int walk_entry(const char *path, const struct stat *st, int flag,
 		if (!w->dst || *rel == '\0')
 			return 0;
 		dst = xasprintf("%s/%s", w->dst, rel);
-		if (mkdir(dst, 0700) == -1 || chown(dst, w->uid, w->gid) == -1) {
+		if (mkdir(dst, 0700) == -1 ||
+		    chown(dst, w->uid, w->gid) == -1) {
 			snprintf(w->err, w->errlen,
 				 "could not create \"%s\": %s", dst,
 				 strerror(errno));
@@ -656,12 +668,10 @@ static int walk_entry(const char *path, const struct stat *st, int flag,
  * manifest and match it, and every listed file must be there.  With DST,
  * copy the tree there as it is checked, owned by run_as.
  */
-static int walk_snapshot(struct cluster *cl, const char *src,
-			 const char *dst, json_t *manifest, char *err,
-			 size_t errlen)
+static int walk_snapshot(struct cluster *cl, const char *src, const char *dst,
+			 json_t *manifest, char *err, size_t errlen)
 {
-	struct walk w = { .src = src, .dst = dst, .err = err,
-			  .errlen = errlen };
+	struct walk w = {.src = src, .dst = dst, .err = err, .errlen = errlen};
 	int rc = -1;
 
 	err[0] = '\0';
@@ -679,7 +689,8 @@ static int walk_snapshot(struct cluster *cl, const char *src,
 		goto out;
 	}
 	if (json_object_size(w.expected) > 0) {
-		snprintf(err, errlen, "snapshot lacks \"%s\", which its manifest lists",
+		snprintf(err, errlen,
+			 "snapshot lacks \"%s\", which its manifest lists",
 			 json_object_iter_key(json_object_iter(w.expected)));
 		goto out;
 	}
@@ -697,8 +708,8 @@ out:
  * marks beside them) for the manifest: backup_manifest does not list
  * them.  REL is the directory relative to DATA.
  */
-static int list_wal(const char *data, const char *rel, json_t *files,
-		    char *err, size_t errlen)
+static int list_wal(const char *data, const char *rel, json_t *files, char *err,
+		    size_t errlen)
 {
 	char *dir = xasprintf("%s/%s", data, rel);
 	DIR *d = opendir(dir);
@@ -722,8 +733,8 @@ static int list_wal(const char *data, const char *rel, json_t *files,
 		else if (de->d_type == DT_DIR)
 			rc = list_wal(data, sub, files, err, errlen);
 		else if (sha256_file(path, sha, &size) == -1) {
-			snprintf(err, errlen, "could not read \"%s\": %s",
-				 path, strerror(errno));
+			snprintf(err, errlen, "could not read \"%s\": %s", path,
+				 strerror(errno));
 			rc = -1;
 		} else {
 			json_array_append_new(
@@ -763,14 +774,15 @@ static int describe_backup(struct cluster *cl, const char *data,
 			 bm ? "no WAL-Ranges" : jerr.text);
 		goto out;
 	}
-	json_array_foreach(json_object_get(bm, "Files"), i, f)
+	json_array_foreach (json_object_get(bm, "Files"), i, f)
 		size += json_integer_value(json_object_get(f, "Size"));
 	control = controldata(cl, data, err, errlen);
 	if (!control)
 		goto out;
 	if (control_field(control, "Database system identifier", sysid,
 			  sizeof(sysid)) == -1) {
-		snprintf(err, errlen, "pg_controldata gave no system identifier");
+		snprintf(err, errlen,
+			 "pg_controldata gave no system identifier");
 		goto out;
 	}
 	json_object_set_new(manifest, "size", json_integer(size));
@@ -800,13 +812,15 @@ static int pg_snapshot(struct cluster *cl, struct node *primary,
 	char *data = xasprintf("%s/data", dir), *pass = passfile(cl);
 	char *env_pass = xasprintf("PGPASSFILE=%s", pass);
 	char port[16], label[128];
-	const char *env[] = { env_pass, NULL };
-	const char *basebackup[] = { "-h", primary->host, "-p", port, "-U",
-				     cl->cfg->auth_user, "-D", data, "-Fp",
-				     "-X", "stream", "-c", "fast", "-w",
-				     "--manifest-checksums=SHA256", "-l",
-				     label, NULL };
-	const char *verify[] = { "--quiet", data, NULL };
+	const char *env[] = {env_pass, NULL};
+	const char *basebackup[] = {
+		"-h",	primary->host, "-p",
+		port,	"-U",	       cl->cfg->auth_user,
+		"-D",	data,	       "-Fp",
+		"-X",	"stream",      "-c",
+		"fast", "-w",	       "--manifest-checksums=SHA256",
+		"-l",	label,	       NULL};
+	const char *verify[] = {"--quiet", data, NULL};
 	int rc = -1;
 
 	snprintf(port, sizeof(port), "%d", primary->port);
@@ -831,7 +845,7 @@ static int pg_verify_snapshot(struct cluster *cl, const char *dir,
 			      json_t *manifest, char *err, size_t errlen)
 {
 	char *data = xasprintf("%s/data", dir);
-	const char *verify[] = { "--quiet", data, NULL };
+	const char *verify[] = {"--quiet", data, NULL};
 	int rc;
 
 	rc = walk_snapshot(cl, data, NULL, manifest, err, errlen);
@@ -896,8 +910,8 @@ out:
 	return rc;
 }
 
-#define PRIMARY_TIMELINE_SQL \
-	"('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))" \
+#define PRIMARY_TIMELINE_SQL                                                   \
+	"('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))"         \
 	"::bit(32)::int"
 
 /*
@@ -906,8 +920,8 @@ out:
  * the history files), and replayed to within the lag bound.
  */
 static int pg_catch_up(struct cluster *cl, struct node *fresh,
-		       struct node *primary, struct catch_up *state,
-		       char *err, size_t errlen)
+		       struct node *primary, struct catch_up *state, char *err,
+		       size_t errlen)
 {
 	char f[4][128], p[2][128];
 	uint64_t replay, current;
@@ -931,8 +945,8 @@ static int pg_catch_up(struct cluster *cl, struct node *fresh,
 			 f[2], p[0]);
 		return -1;
 	}
-	state->streaming = strcmp(f[1], "streaming") == 0 &&
-			   strcmp(f[3], p[1]) == 0;
+	state->streaming =
+		strcmp(f[1], "streaming") == 0 && strcmp(f[3], p[1]) == 0;
 	state->lag_bytes = current > replay ? (int64_t)(current - replay) : 0;
 	snprintf(state->detail, sizeof(state->detail),
 		 "receiver %s on timeline %s, replayed %s, primary at %s on "
@@ -1091,8 +1105,10 @@ static int pg_wait_replayed(struct cluster *cl, struct node *fresh,
 	if (!conn)
 		return -1;
 	for (;;) {
-		if (pg_row(conn, "SELECT coalesce(pg_last_wal_replay_lsn()"
-			   "::text, '0/0')", v, 1, err, errlen) == -1)
+		if (pg_row(conn,
+			   "SELECT coalesce(pg_last_wal_replay_lsn()"
+			   "::text, '0/0')",
+			   v, 1, err, errlen) == -1)
 			break;
 		if (parse_lsn(v[0], &replay) == 0 && replay > point->value) {
 			rc = 0;
@@ -1115,8 +1131,8 @@ static int pg_wait_replayed(struct cluster *cl, struct node *fresh,
  * pg_is_in_recovery() every millisecond sees the end of recovery sooner
  * than pg_promote's own 100 ms wait loop would.
  */
-static int pg_promote(struct cluster *cl, struct node *fresh,
-		      int64_t deadline, char *err, size_t errlen)
+static int pg_promote(struct cluster *cl, struct node *fresh, int64_t deadline,
+		      char *err, size_t errlen)
 {
 	PGconn *conn = pg_connect(cl, fresh, err, errlen);
 	char v[1][128];
@@ -1133,7 +1149,8 @@ static int pg_promote(struct cluster *cl, struct node *fresh,
 		if (strcmp(v[0], "f") == 0)
 			break;
 		if (now_ms() > deadline) {
-			snprintf(err, errlen, "fresh node is still in recovery");
+			snprintf(err, errlen,
+				 "fresh node is still in recovery");
 			goto out;
 		}
 		sleep_ms(1);
@@ -1153,12 +1170,12 @@ out:
 static void pg_prune_archive(struct cluster *cl, json_t *oldest)
 {
 	json_t *pos = json_object_get(oldest, "position");
-	const char *start = json_string_value(json_object_get(pos,
-							      "start_lsn"));
+	const char *start =
+		json_string_value(json_object_get(pos, "start_lsn"));
 	json_int_t tli = json_integer_value(json_object_get(pos, "timeline"));
 	char *arch = archive_dir(cl);
 	char walfile[32], err[512];
-	const char *argv[] = { arch, walfile, NULL };
+	const char *argv[] = {arch, walfile, NULL};
 	uint64_t lsn;
 
 	if (parse_lsn(start, &lsn) == 0 && tli > 0) {

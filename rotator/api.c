@@ -44,11 +44,11 @@ static void reply_json(struct evhttp_request *req, int status, json_t *body)
 	json_decref(body);
 }
 
-static void reply_error(struct evhttp_request *req, int status,
-			const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void reply_error(struct evhttp_request *req, int status, const char *fmt,
+			...) __attribute__((format(printf, 3, 4)));
 
-static void reply_error(struct evhttp_request *req, int status,
-			const char *fmt, ...)
+static void reply_error(struct evhttp_request *req, int status, const char *fmt,
+			...)
 {
 	char msg[512];
 	va_list ap;
@@ -90,10 +90,10 @@ static json_t *read_body(struct evhttp_request *req)
 			    MAX_BODY);
 		return NULL;
 	}
-	body = json_loadb((const char *)evbuffer_pullup(in, -1), len, 0,
-			  &jerr);
+	body = json_loadb((const char *)evbuffer_pullup(in, -1), len, 0, &jerr);
 	if (!body) {
-		reply_error(req, 400, "malformed JSON at line %d, column %d: %s",
+		reply_error(req, 400,
+			    "malformed JSON at line %d, column %d: %s",
 			    jerr.line, jerr.column, jerr.text);
 		return NULL;
 	}
@@ -147,27 +147,25 @@ static json_t *cluster_json(struct cluster *cl)
 	}
 	snprintf(listen, sizeof(listen), "%s:%d", cl->cfg->endpoint_host,
 		 cl->cfg->endpoint_port);
-	j = json_pack("{s:s, s:s, s:s, s:o, s:o, s:s?, s:I, s:I, s:b, s:s?,"
-		      " s:{s:s, s:I, s:I, s:I, s:b}}",
-		      "name", cl->cfg->name, "engine", cl->cfg->engine,
-		      "status",
-		      cl->bootstrap_failed ? "failed"
-		      : !cl->bootstrapped  ? "starting"
-		      : cl->running	   ? "rotating"
-					   : "ready",
-		      "members", members, "last_rotation", last,
-		      "running_rotation", cl->running ? cl->running->id : NULL,
-		      "next_rotation_in_s",
-		      seconds_until(cl->next_rotation_due,
-				    cl->cfg->schedule_every_ms),
-		      "next_snapshot_in_s",
-		      seconds_until(cl->next_snapshot_due,
-				    cl->cfg->snapshot_every_ms),
-		      "snapshot_running", cl->snapshot_running,
-		      "snapshot_error", cl->snapshot_error, "endpoint",
-		      "listen", listen, "active", (json_int_t)st.active,
-		      "held", (json_int_t)st.held, "accepted",
-		      (json_int_t)st.accepted, "holding", st.holding);
+	j = json_pack(
+		"{s:s, s:s, s:s, s:o, s:o, s:s?, s:I, s:I, s:b, s:s?,"
+		" s:{s:s, s:I, s:I, s:I, s:b}}",
+		"name", cl->cfg->name, "engine", cl->cfg->engine, "status",
+		cl->bootstrap_failed ? "failed"
+		: !cl->bootstrapped  ? "starting"
+		: cl->running	     ? "rotating"
+				     : "ready",
+		"members", members, "last_rotation", last, "running_rotation",
+		cl->running ? cl->running->id : NULL, "next_rotation_in_s",
+		seconds_until(cl->next_rotation_due,
+			      cl->cfg->schedule_every_ms),
+		"next_snapshot_in_s",
+		seconds_until(cl->next_snapshot_due,
+			      cl->cfg->snapshot_every_ms),
+		"snapshot_running", cl->snapshot_running, "snapshot_error",
+		cl->snapshot_error, "endpoint", "listen", listen, "active",
+		(json_int_t)st.active, "held", (json_int_t)st.held, "accepted",
+		(json_int_t)st.accepted, "holding", st.holding);
 	pthread_mutex_unlock(&cl->lock);
 	return j;
 }
@@ -184,8 +182,7 @@ static void get_clusters(struct api *api, struct evhttp_request *req)
 static const char *requester_of(struct evhttp_request *req, json_t *body,
 				char *buf, size_t len)
 {
-	const char *who = json_string_value(json_object_get(body,
-							    "requester"));
+	const char *who = json_string_value(json_object_get(body, "requester"));
 	struct evhttp_connection *conn = evhttp_request_get_connection(req);
 	const char *peer = NULL;
 	ev_uint16_t port = 0;
@@ -287,10 +284,9 @@ static void get_audit(struct api *api, struct evhttp_request *req)
 	const char *cluster, *limit;
 	json_t *entries;
 
-	evhttp_parse_query_str(evhttp_uri_get_query(
-				       evhttp_request_get_evhttp_uri(req))
-				       ?: "",
-			       &query);
+	evhttp_parse_query_str(
+		evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)) ?: "",
+		&query);
 	cluster = evhttp_find_header(&query, "cluster");
 	limit = evhttp_find_header(&query, "limit");
 	entries = audit_read(api->d->audit_path, cluster,
@@ -341,8 +337,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct api *api = arg;
 	enum evhttp_cmd_type method = evhttp_request_get_command(req);
-	const char *path = evhttp_uri_get_path(
-		evhttp_request_get_evhttp_uri(req));
+	const char *path =
+		evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 
 	if (!path)
 		path = "/";
@@ -366,8 +362,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 	else if (strcmp(path, "/v1/audit") == 0 && method == EVHTTP_REQ_GET)
 		get_audit(api, req);
 	else if (strcmp(path, "/v1/events") == 0 && method == EVHTTP_REQ_GET)
-		reply_json(req, 200, json_pack("{s:o}", "events",
-					       daemon_events(api->d)));
+		reply_json(req, 200,
+			   json_pack("{s:o}", "events", daemon_events(api->d)));
 	else
 		reply_error(req, 404, "no such resource");
 }
@@ -379,8 +375,8 @@ struct api *api_new(struct daemon *d, const char *host, int port)
 	api->d = d;
 	api->http = evhttp_new(d->base);
 	evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-					      EVHTTP_REQ_PUT |
-					      EVHTTP_REQ_DELETE);
+						      EVHTTP_REQ_PUT |
+						      EVHTTP_REQ_DELETE);
 	evhttp_set_max_body_size(api->http, MAX_BODY * 2);
 	evhttp_set_timeout(api->http, 30);
 	evhttp_set_gencb(api->http, on_request, api);

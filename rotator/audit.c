@@ -72,18 +72,21 @@ static int check_line(const char *line, size_t len, const struct chain_tip *tip,
 		snprintf(err, errlen, "line %llu: no sequence number", n);
 	} else if (json_integer_value(seq) < 0 ||
 		   (uint64_t)json_integer_value(seq) != n) {
-		snprintf(err, errlen,
-			 "line %llu: sequence number %lld where %llu was expected",
-			 n, (long long)json_integer_value(seq), n);
+		snprintf(
+			err, errlen,
+			"line %llu: sequence number %lld where %llu was expected",
+			n, (long long)json_integer_value(seq), n);
 	} else if (!json_is_string(prev) ||
 		   strcmp(json_string_value(prev), tip->hash) != 0) {
 		if (n == 1)
-			snprintf(err, errlen,
-				 "line 1: prev is not the 64 zeros that start the chain");
+			snprintf(
+				err, errlen,
+				"line 1: prev is not the 64 zeros that start the chain");
 		else
-			snprintf(err, errlen,
-				 "line %llu: prev does not match the hash of line %llu",
-				 n, n - 1);
+			snprintf(
+				err, errlen,
+				"line %llu: prev does not match the hash of line %llu",
+				n, n - 1);
 	} else if (!json_is_string(json_object_get(entry, "event"))) {
 		snprintf(err, errlen, "line %llu: no event name", n);
 	} else {
@@ -150,9 +153,10 @@ static int check_head(const char *head_path, const struct chain_tip *tip,
 	}
 	recorded = (unsigned long long)json_integer_value(seq);
 	if (recorded > lines)
-		snprintf(err, errlen,
-			 "line %llu: missing: the head records %llu lines but the log has %llu",
-			 lines + 1, recorded, lines);
+		snprintf(
+			err, errlen,
+			"line %llu: missing: the head records %llu lines but the log has %llu",
+			lines + 1, recorded, lines);
 	else if (recorded < lines)
 		snprintf(err, errlen,
 			 "line %llu: not in the head, which records %llu lines",
@@ -197,8 +201,7 @@ done:
 	return rc;
 }
 
-int audit_verify(const char *path, uint64_t *n_lines, char *err,
-		 size_t errlen)
+int audit_verify(const char *path, uint64_t *n_lines, char *err, size_t errlen)
 {
 	struct chain_tip tip;
 
@@ -293,8 +296,9 @@ static char *format_line(struct audit *audit, const char *event,
 static void truncate_back(struct audit *audit, off_t size)
 {
 	if (ftruncate(audit->fd, size) == -1 || fdatasync(audit->fd) == -1)
-		log_error("could not truncate audit log \"%s\" after a failed append: %s",
-			  audit->path, strerror(errno));
+		log_error(
+			"could not truncate audit log \"%s\" after a failed append: %s",
+			audit->path, strerror(errno));
 }
 
 /*
@@ -317,8 +321,9 @@ static int write_line(struct audit *audit, const char *line, size_t len,
 	while ((n = write(audit->fd, line, len)) == -1 && errno == EINTR)
 		;
 	if (n >= 0 && (size_t)n != len) {
-		log_error("could not append to audit log \"%s\": wrote %zd of %zu bytes",
-			  audit->path, n, len);
+		log_error(
+			"could not append to audit log \"%s\": wrote %zd of %zu bytes",
+			audit->path, n, len);
 	} else if (n == -1 || fdatasync(audit->fd) == -1) {
 		log_error("could not append to audit log \"%s\": %s",
 			  audit->path, strerror(errno));
@@ -332,8 +337,8 @@ static int write_line(struct audit *audit, const char *line, size_t len,
 /* Record SEQ and HASH in the head file.  Returns 0 or -1 after logging. */
 static int write_head(struct audit *audit, uint64_t seq, const char *hash)
 {
-	json_t *head = json_pack("{s:I,s:s}", "seq", (json_int_t)seq, "hash",
-				 hash);
+	json_t *head =
+		json_pack("{s:I,s:s}", "seq", (json_int_t)seq, "hash", hash);
 	char *text = json_dumps(head, JSON_COMPACT);
 	int rc;
 
@@ -366,14 +371,16 @@ int audit_append(struct audit *audit, const char *event, const char *cluster,
 	int rc = -1;
 
 	if (fields && !json_is_object(fields)) {
-		log_error("could not append to audit log \"%s\": fields of event \"%s\" are not an object",
-			  audit->path, event);
+		log_error(
+			"could not append to audit log \"%s\": fields of event \"%s\" are not an object",
+			audit->path, event);
 		return -1;
 	}
 	reserved = reserved_key_in(fields);
 	if (reserved) {
-		log_error("could not append to audit log \"%s\": field \"%s\" of event \"%s\" is reserved",
-			  audit->path, reserved, event);
+		log_error(
+			"could not append to audit log \"%s\": field \"%s\" of event \"%s\" is reserved",
+			audit->path, reserved, event);
 		return -1;
 	}
 
@@ -446,8 +453,9 @@ json_t *audit_read(const char *path, const char *cluster, size_t limit)
 		n++;
 		entry = nl ? json_loadb(buf + pos, line_len, 0, &jerr) : NULL;
 		if (!json_is_object(entry))
-			log_warning("skipping line %llu of audit log \"%s\": not a whole JSON object",
-				    n, path);
+			log_warning(
+				"skipping line %llu of audit log \"%s\": not a whole JSON object",
+				n, path);
 		else if (entry_matches(entry, cluster))
 			json_array_append(all, entry);
 		json_decref(entry);

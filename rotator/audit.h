@@ -44,8 +44,7 @@ int audit_append(struct audit *audit, const char *event, const char *cluster,
  * into ERR a message that names the first line that does not fit
  * ("line 7: prev does not match the hash of line 6").
  */
-int audit_verify(const char *path, uint64_t *n_lines, char *err,
-		 size_t errlen);
+int audit_verify(const char *path, uint64_t *n_lines, char *err, size_t errlen);
 
 /*
  * The entries of the log at PATH, oldest first, as a new JSON array;

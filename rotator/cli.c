@@ -83,7 +83,8 @@ static int call(struct cli *cli, const char *method, const char *path,
 		return -1;
 	}
 	if (status < 200 || status > 299) {
-		const char *msg = json_string_value(json_object_get(r, "error"));
+		const char *msg =
+			json_string_value(json_object_get(r, "error"));
 
 		fprintf(stderr, "rotator: the daemon answered %d: %s\n", status,
 			msg ? msg : "no reason given");
@@ -131,7 +132,8 @@ static const char *pause_text(json_t *rotation)
 
 	if (!ms)
 		return "none";
-	snprintf(buf, sizeof(buf), "%lld ms", (long long)json_integer_value(ms));
+	snprintf(buf, sizeof(buf), "%lld ms",
+		 (long long)json_integer_value(ms));
 	return buf;
 }
 
@@ -147,13 +149,12 @@ static void print_cluster(json_t *c)
 	       jstr(c, "status"));
 	printf("  endpoint %s, %lld sessions%s\n", jstr(ep, "listen"),
 	       (long long)json_integer_value(json_object_get(ep, "active")),
-	       json_is_true(json_object_get(ep, "holding")) ? ", holding"
-							    : "");
+	       json_is_true(json_object_get(ep, "holding")) ? ", holding" : "");
 	printf("  %-4s %-8s %-22s %-8s %s\n", "GEN", "ROLE", "ADDRESS", "AGE",
 	       "BORN FROM");
-	json_array_foreach(members, i, m) {
-		format_age(json_integer_value(json_object_get(m, "age_s")),
-			   age, sizeof(age));
+	json_array_foreach (members, i, m) {
+		format_age(json_integer_value(json_object_get(m, "age_s")), age,
+			   sizeof(age));
 		printf("  %-4lld %-8s %-22s %-8s %s\n",
 		       (long long)json_integer_value(
 			       json_object_get(m, "generation")),
@@ -222,7 +223,7 @@ int cli_status(const char *config, int argc, char **argv)
 	else if (name)
 		print_cluster(reply);
 	else
-		json_array_foreach(json_object_get(reply, "clusters"), i, c)
+		json_array_foreach (json_object_get(reply, "clusters"), i, c)
 			print_cluster(c);
 	json_decref(reply);
 	return 0;
@@ -293,9 +294,9 @@ static int wait_rotation(struct cli *cli, const char *id)
 int cli_rotate(const char *config, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "reason", required_argument, NULL, 'r' },
-		{ "wait", no_argument, NULL, 'w' },
-		{ NULL, 0, NULL, 0 },
+		{"reason", required_argument, NULL, 'r'},
+		{"wait", no_argument, NULL, 'w'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *reason = "forced by operator";
 	json_t *body, *reply = NULL;
@@ -304,7 +305,7 @@ int cli_rotate(const char *config, int argc, char **argv)
 	char path[256], id[64];
 	int c, status, rc;
 
-	optind = 0;	/* glibc: start over, permuting from argv[1] */
+	optind = 0; /* glibc: start over, permuting from argv[1] */
 	while ((c = getopt_long(argc, argv, "r:w", opts, NULL)) != -1) {
 		if (c == 'r')
 			reason = optarg;
@@ -314,7 +315,8 @@ int cli_rotate(const char *config, int argc, char **argv)
 			return usage_error("bad option for \"%s\"", "rotate");
 	}
 	if (optind != argc - 1)
-		return usage_error("%s", "usage: rotate CLUSTER [--reason TEXT] [--wait]");
+		return usage_error(
+			"%s", "usage: rotate CLUSTER [--reason TEXT] [--wait]");
 	if (cli_open(&cli, config, true) == -1)
 		return 2;
 	snprintf(path, sizeof(path), "/v1/clusters/%s/rotate", argv[optind]);
@@ -342,12 +344,13 @@ static void print_snapshots(json_t *list)
 
 	printf("%-20s %-25s %12s %4s %-12s %s\n", "ID", "CREATED", "SIZE",
 	       "TLI", "START LSN", "MANIFEST SHA-256");
-	json_array_foreach(list, i, s) {
+	json_array_foreach (list, i, s) {
 		json_t *pos = json_object_get(s, "position");
 
 		printf("%-20s %-25s %12lld %4lld %-12s %.16s\n", jstr(s, "id"),
 		       jstr(s, "created"),
-		       (long long)json_integer_value(json_object_get(s, "size")),
+		       (long long)json_integer_value(
+			       json_object_get(s, "size")),
 		       (long long)json_integer_value(
 			       json_object_get(pos, "timeline")),
 		       jstr(pos, "start_lsn"), jstr(s, "manifest_sha256"));
@@ -409,7 +412,7 @@ fail:
 static int snapshot_verify(struct cli *cli, const char *id)
 {
 	const char *dash = strrchr(id, '-');
-	struct cluster cl = { 0 };
+	struct cluster cl = {0};
 	char name[64], err[512];
 	char *audit_path;
 	int rc;
@@ -433,8 +436,8 @@ static int snapshot_verify(struct cli *cli, const char *id)
 		printf("snapshot %s verifies: manifest matches its audit record, every file matches\n",
 		       id);
 	else
-		fprintf(stderr, "rotator: snapshot %s does not verify: %s\n", id,
-			err);
+		fprintf(stderr, "rotator: snapshot %s does not verify: %s\n",
+			id, err);
 	free(audit_path);
 	free(cl.dir);
 	return rc == 0 ? 0 : 1;
@@ -452,7 +455,9 @@ int cli_snapshot(const char *config, int argc, char **argv)
 
 	if (!arg || (strcmp(verb, "take") && strcmp(verb, "list") &&
 		     strcmp(verb, "verify")))
-		return usage_error("%s", "usage: snapshot take CLUSTER | list CLUSTER [--json] | verify ID");
+		return usage_error(
+			"%s",
+			"usage: snapshot take CLUSTER | list CLUSTER [--json] | verify ID");
 	if (cli_open(&cli, config, strcmp(verb, "take") == 0) == -1)
 		return 2;
 	if (strcmp(verb, "take") == 0) {
@@ -465,8 +470,8 @@ int cli_snapshot(const char *config, int argc, char **argv)
 			if (as_json)
 				print_json(json_object_get(reply, "snapshots"));
 			else
-				print_snapshots(json_object_get(reply,
-								"snapshots"));
+				print_snapshots(
+					json_object_get(reply, "snapshots"));
 			rc = 0;
 		}
 		json_decref(reply);
@@ -478,15 +483,15 @@ int cli_snapshot(const char *config, int argc, char **argv)
 /* One audit entry as a line: seq, time, event, cluster, the rest. */
 static void print_entry(json_t *e)
 {
-	static const char *const shown[] = { "seq", "time", "prev", "event",
-					      "cluster" };
+	static const char *const shown[] = {"seq", "time", "prev", "event",
+					    "cluster"};
 	const char *key;
 	json_t *v;
 
 	printf("%6lld %s %-20s %-10s",
 	       (long long)json_integer_value(json_object_get(e, "seq")),
 	       jstr(e, "time"), jstr(e, "event"), jstr(e, "cluster"));
-	json_object_foreach(e, key, v) {
+	json_object_foreach (e, key, v) {
 		bool skip = false;
 		char *text;
 
@@ -518,7 +523,7 @@ static int audit_list(struct cli *cli, const char *cluster, bool as_json)
 	if (as_json)
 		print_json(json_object_get(reply, "entries"));
 	else
-		json_array_foreach(json_object_get(reply, "entries"), i, e)
+		json_array_foreach (json_object_get(reply, "entries"), i, e)
 			print_entry(e);
 	json_decref(reply);
 	return 0;
@@ -536,8 +541,9 @@ static int audit_check(struct cli *cli)
 		printf("audit log \"%s\" is intact: %" PRIu64 " entries\n",
 		       path, lines);
 	else
-		fprintf(stderr, "rotator: audit log \"%s\" does not verify: %s\n",
-			path, err);
+		fprintf(stderr,
+			"rotator: audit log \"%s\" does not verify: %s\n", path,
+			err);
 	free(path);
 	return rc == 0 ? 0 : 1;
 }
@@ -545,16 +551,16 @@ static int audit_check(struct cli *cli)
 int cli_audit(const char *config, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "cluster", required_argument, NULL, 'C' },
-		{ "json", no_argument, NULL, 'j' },
-		{ NULL, 0, NULL, 0 },
+		{"cluster", required_argument, NULL, 'C'},
+		{"json", no_argument, NULL, 'j'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *cluster = NULL;
 	bool as_json = false;
 	struct cli cli;
 	int c, rc;
 
-	optind = 0;	/* glibc: start over, permuting from argv[1] */
+	optind = 0; /* glibc: start over, permuting from argv[1] */
 	while ((c = getopt_long(argc, argv, "C:j", opts, NULL)) != -1) {
 		if (c == 'C')
 			cluster = optarg;
@@ -565,7 +571,9 @@ int cli_audit(const char *config, int argc, char **argv)
 	}
 	if (optind != argc - 1 ||
 	    (strcmp(argv[optind], "list") && strcmp(argv[optind], "verify")))
-		return usage_error("%s", "usage: audit list [--cluster C] [--json] | audit verify");
+		return usage_error(
+			"%s",
+			"usage: audit list [--cluster C] [--json] | audit verify");
 	if (cli_open(&cli, config, false) == -1)
 		return 2;
 	rc = strcmp(argv[optind], "list") == 0

@@ -88,8 +88,8 @@ void cluster_remove_node(struct cluster *cl, int gen)
 void node_scope(const struct cluster *cl, const struct node *n, char *buf,
 		size_t len)
 {
-	snprintf(buf, len, "%s/%d %s:%d", cl->cfg->name, n->generation,
-		 n->host, n->port);
+	snprintf(buf, len, "%s/%d %s:%d", cl->cfg->name, n->generation, n->host,
+		 n->port);
 }
 
 json_t *node_to_json(const struct node *n)
@@ -153,14 +153,14 @@ int cluster_load_state(struct cluster *cl, char *err, size_t errlen)
 	}
 	if (json_unpack(root, "{s:i, s:i, s:i, s:o}", "next_generation",
 			&cl->next_generation, "next_snapshot",
-			&cl->next_snapshot, "next_rotation",
-			&cl->next_rotation, "nodes", &nodes) == -1 ||
+			&cl->next_snapshot, "next_rotation", &cl->next_rotation,
+			"nodes", &nodes) == -1 ||
 	    !json_is_array(nodes)) {
 		snprintf(err, errlen, "could not read \"%s\": bad layout",
 			 path);
 		goto out;
 	}
-	json_array_foreach(nodes, i, j) {
+	json_array_foreach (nodes, i, j) {
 		struct node n;
 
 		if (node_from_json(j, &n) == -1) {
@@ -189,8 +189,8 @@ int cluster_save_state(struct cluster *cl)
 
 	for (int i = 0; i < cl->n_nodes; i++)
 		json_array_append_new(nodes, node_to_json(&cl->nodes[i]));
-	root = json_pack("{s:s, s:i, s:i, s:i, s:o}", "cluster",
-			 cl->cfg->name, "next_generation", cl->next_generation,
+	root = json_pack("{s:s, s:i, s:i, s:i, s:o}", "cluster", cl->cfg->name,
+			 "next_generation", cl->next_generation,
 			 "next_snapshot", cl->next_snapshot, "next_rotation",
 			 cl->next_rotation, "nodes", nodes);
 	text = json_dumps(root, JSON_INDENT(2));

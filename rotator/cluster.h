@@ -26,36 +26,36 @@ struct rotation;
 struct daemon;
 
 enum node_role {
-	NODE_PRIMARY,	/* serves writes behind the endpoint */
-	NODE_REPLICA,	/* a caught-up replica */
-	NODE_FRESH,	/* being provisioned or catching up */
-	NODE_RETIRED,	/* fenced or replaced, awaiting teardown */
+	NODE_PRIMARY, /* serves writes behind the endpoint */
+	NODE_REPLICA, /* a caught-up replica */
+	NODE_FRESH,   /* being provisioned or catching up */
+	NODE_RETIRED, /* fenced or replaced, awaiting teardown */
 };
 
 struct node {
 	int generation;
 	char host[64];
 	int port;
-	char *dir;		/* node directory; engine data lives inside */
+	char *dir; /* node directory; engine data lives inside */
 	enum node_role role;
-	char *born_from;	/* restore point id, "initdb", "empty", "adopt" */
-	int64_t born_at;	/* wall-clock ms */
-	bool adopted;		/* not created by rotator */
+	char *born_from; /* restore point id, "initdb", "empty", "adopt" */
+	int64_t born_at; /* wall-clock ms */
+	bool adopted;	 /* not created by rotator */
 };
 
 #define CLUSTER_HISTORY 32
 
 struct cluster {
-	struct config_cluster *cfg;	/* borrowed; swapped on reload */
+	struct config_cluster *cfg; /* borrowed; swapped on reload */
 	const struct adapter *adapter;
-	struct daemon *daemon;		/* borrowed */
+	struct daemon *daemon; /* borrowed */
 	struct endpoint *endpoint;
-	char *dir;			/* STATE_DIR/clusters/NAME */
-	char *password;			/* auth.password_file's content */
-	char scope[64];			/* "NAME" for log lines */
+	char *dir;	/* STATE_DIR/clusters/NAME */
+	char *password; /* auth.password_file's content */
+	char scope[64]; /* "NAME" for log lines */
 
 	pthread_mutex_t lock;
-	pthread_mutex_t job_lock;	/* held by a rotation or snapshot */
+	pthread_mutex_t job_lock; /* held by a rotation or snapshot */
 
 	struct node *nodes;
 	int n_nodes;
@@ -63,16 +63,16 @@ struct cluster {
 	int next_snapshot;
 	int next_rotation;
 
-	struct rotation *running;	/* at most one rotation at a time */
+	struct rotation *running; /* at most one rotation at a time */
 	struct rotation *history[CLUSTER_HISTORY]; /* newest last */
 	int n_history;
 	bool snapshot_running;
-	char *snapshot_job;		/* id being taken, or NULL */
-	char *snapshot_error;		/* last failure, or NULL */
+	char *snapshot_job;   /* id being taken, or NULL */
+	char *snapshot_error; /* last failure, or NULL */
 
-	int64_t next_rotation_due;	/* monotonic ms; 0 = none */
+	int64_t next_rotation_due; /* monotonic ms; 0 = none */
 	int64_t next_snapshot_due;
-	int64_t last_rotation_at;	/* wall ms */
+	int64_t last_rotation_at; /* wall ms */
 	bool bootstrapped;
 	bool bootstrap_failed;
 };

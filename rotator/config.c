@@ -130,7 +130,7 @@ static int check_keys(struct parser *p, const struct node *n,
 	const char *key;
 	json_t *val;
 
-	json_object_foreach(n->json, key, val) {
+	json_object_foreach (n->json, key, val) {
 		if (!*key)
 			return fail(p, n->path, NULL, "unknown key \"\"");
 		if (!in_list(key, allowed))
@@ -178,8 +178,8 @@ static int get_text(struct parser *p, const struct node *n, const char *key,
  * The string KEY of N as a new copy in *OUT, which replaces (and frees)
  * the default already there.  Absent and optional leaves *OUT alone.
  */
-static int get_string(struct parser *p, const struct node *n,
-		      const char *key, enum presence need, char **out)
+static int get_string(struct parser *p, const struct node *n, const char *key,
+		      enum presence need, char **out)
 {
 	const char *text;
 	int rc = get_text(p, n, key, need, &text);
@@ -196,8 +196,7 @@ static int get_string(struct parser *p, const struct node *n,
  * more stands for "no upper bound" in the message.
  */
 static int get_int(struct parser *p, const struct node *n, const char *key,
-		   enum presence need, int64_t min, int64_t max,
-		   int64_t *out)
+		   enum presence need, int64_t min, int64_t max, int64_t *out)
 {
 	json_t *val;
 	long long v;
@@ -222,8 +221,8 @@ static int get_int(struct parser *p, const struct node *n, const char *key,
 }
 
 /* The duration KEY of N ("30s", "6h") into *MS. */
-static int get_duration(struct parser *p, const struct node *n,
-			const char *key, enum presence need, int64_t *ms)
+static int get_duration(struct parser *p, const struct node *n, const char *key,
+			enum presence need, int64_t *ms)
 {
 	json_t *val;
 	int rc = member(p, n, key, need, &val);
@@ -239,9 +238,8 @@ static int get_duration(struct parser *p, const struct node *n,
 }
 
 /* The "HOST:PORT" KEY of N; a new *HOST replaces the default there. */
-static int get_address(struct parser *p, const struct node *n,
-		       const char *key, enum presence need, char **host,
-		       int *port)
+static int get_address(struct parser *p, const struct node *n, const char *key,
+		       enum presence need, char **host, int *port)
 {
 	const char *text;
 	char *h;
@@ -275,8 +273,7 @@ static int read_port(const char **s, long *port)
 
 /* The port range "LOW-HIGH" KEY of N into *LO and *HI. */
 static int get_port_range(struct parser *p, const struct node *n,
-			  const char *key, enum presence need, int *lo,
-			  int *hi)
+			  const char *key, enum presence need, int *lo, int *hi)
 {
 	const char *text, *s;
 	long a, b;
@@ -344,9 +341,8 @@ static int parse_engine(struct parser *p, const struct node *n,
 		return -1;
 	if (strcmp(c->engine, "postgres") != 0 &&
 	    strcmp(c->engine, "redis") != 0)
-		return fail(p, n->path, "engine",
-			    "unknown engine \"%s\": %s", c->engine,
-			    engine_hint);
+		return fail(p, n->path, "engine", "unknown engine \"%s\": %s",
+			    c->engine, engine_hint);
 	return 0;
 }
 
@@ -388,7 +384,7 @@ static int parse_bootstrap(struct parser *p, const struct node *n,
 static int parse_connection(struct parser *p, const struct node *n,
 			    struct config_cluster *c)
 {
-	static const char *const keys[] = { "host", "port", NULL };
+	static const char *const keys[] = {"host", "port", NULL};
 	bool adopt = c->bootstrap == BOOTSTRAP_ADOPT;
 	bool present = json_object_get(n->json, "connection") != NULL;
 	struct node conn;
@@ -413,7 +409,7 @@ static int parse_connection(struct parser *p, const struct node *n,
 static int parse_auth(struct parser *p, const struct node *n,
 		      struct config_cluster *c)
 {
-	static const char *const keys[] = { "user", "password_file", NULL };
+	static const char *const keys[] = {"user", "password_file", NULL};
 	struct node auth;
 
 	if (get_object(p, n, "auth", KEY_REQUIRED, keys, &auth) < 0 ||
@@ -427,14 +423,14 @@ static int parse_auth(struct parser *p, const struct node *n,
 static int parse_endpoint(struct parser *p, const struct node *n,
 			  struct config_cluster *c)
 {
-	static const char *const keys[] = { "listen", "hold_ms", NULL };
+	static const char *const keys[] = {"listen", "hold_ms", NULL};
 	struct node ep;
 
 	if (get_object(p, n, "endpoint", KEY_REQUIRED, keys, &ep) < 0 ||
 	    get_address(p, &ep, "listen", KEY_REQUIRED, &c->endpoint_host,
 			&c->endpoint_port) < 0 ||
-	    get_int(p, &ep, "hold_ms", KEY_OPTIONAL, 1, 600000,
-		    &c->hold_ms) < 0)
+	    get_int(p, &ep, "hold_ms", KEY_OPTIONAL, 1, 600000, &c->hold_ms) <
+		    0)
 		return -1;
 	return 0;
 }
@@ -465,7 +461,7 @@ static int parse_provisioner(struct parser *p, const struct node *n,
 static int parse_schedule(struct parser *p, const struct node *n,
 			  struct config_cluster *c)
 {
-	static const char *const keys[] = { "every", NULL };
+	static const char *const keys[] = {"every", NULL};
 	struct node sched;
 	int rc = get_object(p, n, "schedule", KEY_OPTIONAL, keys, &sched);
 
@@ -478,7 +474,7 @@ static int parse_schedule(struct parser *p, const struct node *n,
 static int parse_snapshots(struct parser *p, const struct node *n,
 			   struct config_cluster *c)
 {
-	static const char *const keys[] = { "every", "keep", NULL };
+	static const char *const keys[] = {"every", "keep", NULL};
 	struct node snap;
 	int64_t keep = c->snapshot_keep;
 	int rc = get_object(p, n, "snapshots", KEY_OPTIONAL, keys, &snap);
@@ -497,7 +493,10 @@ static int parse_rotation(struct parser *p, const struct node *n,
 			  struct config_cluster *c)
 {
 	static const char *const keys[] = {
-		"max_lag_bytes", "catch_up_timeout", "switch_timeout", NULL,
+		"max_lag_bytes",
+		"catch_up_timeout",
+		"switch_timeout",
+		NULL,
 	};
 	struct node rot;
 	int rc = get_object(p, n, "rotation", KEY_OPTIONAL, keys, &rot);
@@ -518,7 +517,7 @@ static int parse_rotation(struct parser *p, const struct node *n,
 static int parse_verify(struct parser *p, const struct node *n,
 			struct config_cluster *c)
 {
-	static const char *const keys[] = { "canary", NULL };
+	static const char *const keys[] = {"canary", NULL};
 	struct node verify;
 	char path[PATH_LEN];
 	json_t *list, *query;
@@ -534,7 +533,7 @@ static int parse_verify(struct parser *p, const struct node *n,
 		return fail(p, verify.path, "canary", "expected an array");
 	free(c->canary);
 	c->canary = xcalloc(json_array_size(list) + 1, sizeof(*c->canary));
-	json_array_foreach(list, i, query) {
+	json_array_foreach (list, i, query) {
 		path_format(path, "%s.canary[%zu]", verify.path, i);
 		if (!json_is_string(query) || json_string_length(query) == 0)
 			return fail(p, path, NULL,
@@ -549,8 +548,7 @@ static bool valid_setting_name(const char *name)
 {
 	size_t len = strlen(name);
 
-	return len > 0 &&
-	       strspn(name, "abcdefghijklmnopqrstuvwxyz_.") == len;
+	return len > 0 && strspn(name, "abcdefghijklmnopqrstuvwxyz_.") == len;
 }
 
 /*
@@ -596,9 +594,9 @@ static int parse_settings(struct parser *p, const struct node *n,
 
 	if (rc <= 0)
 		return rc;
-	c->settings = xcalloc(json_object_size(gucs.json),
-			      sizeof(*c->settings));
-	json_object_foreach(gucs.json, name, val) {
+	c->settings =
+		xcalloc(json_object_size(gucs.json), sizeof(*c->settings));
+	json_object_foreach (gucs.json, name, val) {
 		if (!valid_setting_name(name))
 			return fail(p, gucs.path, name,
 				    "invalid setting name \"%s\": %s", name,
@@ -633,15 +631,17 @@ static int parse_cluster(struct parser *p, const struct node *n,
 			 struct config_cluster *c)
 {
 	static const char *const keys[] = {
-		"name", "engine", "bootstrap", "connection", "auth",
-		"endpoint", "provisioner", "schedule", "snapshots",
-		"rotation", "verify", "server_settings", NULL,
+		"name",	     "engine",	 "bootstrap",	"connection",
+		"auth",	     "endpoint", "provisioner", "schedule",
+		"snapshots", "rotation", "verify",	"server_settings",
+		NULL,
 	};
 	/* In this order: bootstrap needs the engine, connection both. */
 	static const cluster_part parts[] = {
-		parse_name, parse_engine, parse_bootstrap, parse_connection,
-		parse_auth, parse_endpoint, parse_provisioner, parse_schedule,
-		parse_snapshots, parse_rotation, parse_verify, parse_settings,
+		parse_name,	   parse_engine,   parse_bootstrap,
+		parse_connection,  parse_auth,	   parse_endpoint,
+		parse_provisioner, parse_schedule, parse_snapshots,
+		parse_rotation,	   parse_verify,   parse_settings,
 	};
 
 	cluster_defaults(c);
@@ -672,7 +672,7 @@ static int parse_clusters(struct parser *p, const struct node *root,
 	cfg->n_clusters = (int)json_array_size(list);
 	cfg->clusters = xcalloc(json_array_size(list), sizeof(*cfg->clusters));
 	for (i = 0; i < json_array_size(list); i++) {
-		struct node n = { .json = json_array_get(list, i) };
+		struct node n = {.json = json_array_get(list, i)};
 
 		path_format(n.path, "clusters[%zu]", i);
 		if (parse_cluster(p, &n, &cfg->clusters[i]) < 0)
@@ -684,7 +684,7 @@ static int parse_clusters(struct parser *p, const struct node *root,
 static int parse_api(struct parser *p, const struct node *root,
 		     struct config *cfg)
 {
-	static const char *const keys[] = { "listen", "token_file", NULL };
+	static const char *const keys[] = {"listen", "token_file", NULL};
 	struct node api;
 
 	cfg->api_host = xstrdup("127.0.0.1");
@@ -705,7 +705,7 @@ static int parse_api(struct parser *p, const struct node *root,
 static bool same_address(const char *host_a, int port_a, const char *host_b,
 			 int port_b)
 {
-	static const char *const any[] = { "0.0.0.0", "::", "*", NULL };
+	static const char *const any[] = {"0.0.0.0", "::", "*", NULL};
 
 	if (port_a != port_b)
 		return false;
@@ -789,18 +789,18 @@ static int parse_root(struct parser *p, json_t *json, struct config *cfg)
 	static const char *const keys[] = {
 		"state_dir", "api", "log_level", "clusters", NULL,
 	};
-	struct node root = { .json = json, .path = "" };
+	struct node root = {.json = json, .path = ""};
 	enum log_level level;
 
 	if (!json_is_object(json))
 		return fail(p, "", NULL, "expected an object at the top level");
 	cfg->log_level = xstrdup("info");
 	if (check_keys(p, &root, keys) < 0 ||
-	    get_string(p, &root, "state_dir", KEY_REQUIRED,
-		       &cfg->state_dir) < 0 ||
+	    get_string(p, &root, "state_dir", KEY_REQUIRED, &cfg->state_dir) <
+		    0 ||
 	    parse_api(p, &root, cfg) < 0 ||
-	    get_string(p, &root, "log_level", KEY_OPTIONAL,
-		       &cfg->log_level) < 0)
+	    get_string(p, &root, "log_level", KEY_OPTIONAL, &cfg->log_level) <
+		    0)
 		return -1;
 	if (log_parse_level(cfg->log_level, &level) < 0)
 		return fail(p, "", "log_level", "unknown log level \"%s\": %s",
@@ -845,7 +845,7 @@ static json_t *load_json(struct parser *p)
 
 struct config *config_load(const char *path, char *err, size_t errlen)
 {
-	struct parser p = { .file = path, .err = err, .errlen = errlen };
+	struct parser p = {.file = path, .err = err, .errlen = errlen};
 	struct config *cfg;
 	json_t *json;
 

@@ -28,34 +28,34 @@ struct config_setting {
 };
 
 struct config_cluster {
-	char *name;		/* required; [A-Za-z0-9_]{1,32} */
-	char *engine;		/* required; "postgres" or "redis" */
+	char *name;		  /* required; [A-Za-z0-9_]{1,32} */
+	char *engine;		  /* required; "postgres" or "redis" */
 	enum bootstrap bootstrap; /* required */
-	char *adopt_host;	/* connection.host, with bootstrap "adopt" */
-	int adopt_port;		/* connection.port */
+	char *adopt_host;	  /* connection.host, with bootstrap "adopt" */
+	int adopt_port;		  /* connection.port */
 
 	char *auth_user;	  /* auth.user, required */
 	char *auth_password_file; /* auth.password_file, required */
 
-	char *endpoint_host;	/* endpoint.listen, required */
+	char *endpoint_host; /* endpoint.listen, required */
 	int endpoint_port;
-	int64_t hold_ms;	/* endpoint.hold_ms, default 5000 */
+	int64_t hold_ms; /* endpoint.hold_ms, default 5000 */
 
-	char *prov_kind;	/* provisioner.kind, default "local" */
-	char *bin_dir;		/* provisioner.bin_dir, required */
-	int port_min;		/* provisioner.ports "A-B", required */
+	char *prov_kind; /* provisioner.kind, default "local" */
+	char *bin_dir;	 /* provisioner.bin_dir, required */
+	int port_min;	 /* provisioner.ports "A-B", required */
 	int port_max;
-	char *run_as;		/* provisioner.run_as, optional */
+	char *run_as; /* provisioner.run_as, optional */
 
 	int64_t schedule_every_ms; /* schedule.every, 0 = none */
 	int64_t snapshot_every_ms; /* snapshots.every, 0 = none */
 	int snapshot_keep;	   /* snapshots.keep, default 3 */
 
-	int64_t max_lag_bytes;	    /* rotation.max_lag_bytes, 16 MiB */
+	int64_t max_lag_bytes;	     /* rotation.max_lag_bytes, 16 MiB */
 	int64_t catch_up_timeout_ms; /* rotation.catch_up_timeout, 30m */
 	int64_t switch_timeout_ms;   /* rotation.switch_timeout, 10s */
 
-	char **canary;		/* verify.canary: queries, NULL-terminated */
+	char **canary; /* verify.canary: queries, NULL-terminated */
 	int n_canary;
 
 	struct config_setting *settings; /* server_settings: name -> value */
@@ -63,12 +63,12 @@ struct config_cluster {
 };
 
 struct config {
-	char *path;		/* the file it was read from */
-	char *state_dir;	/* required */
-	char *api_host;		/* api.listen, default 127.0.0.1:7070 */
+	char *path;	 /* the file it was read from */
+	char *state_dir; /* required */
+	char *api_host;	 /* api.listen, default 127.0.0.1:7070 */
 	int api_port;
-	char *api_token_file;	/* api.token_file, required */
-	char *log_level;	/* "error" .. "debug", default "info" */
+	char *api_token_file; /* api.token_file, required */
+	char *log_level;      /* "error" .. "debug", default "info" */
 
 	struct config_cluster *clusters;
 	int n_clusters;

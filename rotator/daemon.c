@@ -86,14 +86,15 @@ struct cluster *daemon_cluster(struct daemon *d, const char *name)
  */
 static int bootstrap_cluster(struct cluster *cl, char *err)
 {
-	struct node n = { 0 };
+	struct node n = {0};
 	json_t *fields;
 	int rc;
 
 	if (cl->cfg->bootstrap == BOOTSTRAP_ADOPT) {
-		snprintf(err, ERRLEN,
-			 "bootstrap \"adopt\" is not supported for engine \"%s\"",
-			 cl->adapter->name);
+		snprintf(
+			err, ERRLEN,
+			"bootstrap \"adopt\" is not supported for engine \"%s\"",
+			cl->adapter->name);
 		return -1;
 	}
 	pthread_mutex_lock(&cl->lock);
@@ -111,9 +112,9 @@ static int bootstrap_cluster(struct cluster *cl, char *err)
 		cluster_add_node(cl, &n);
 		rc = cluster_save_state(cl);
 		pthread_mutex_unlock(&cl->lock);
-		fields = json_pack("{s:i, s:i, s:s}", "generation",
-				   n.generation, "port", n.port, "born_from",
-				   n.born_from);
+		fields =
+			json_pack("{s:i, s:i, s:s}", "generation", n.generation,
+				  "port", n.port, "born_from", n.born_from);
 		if (audit_append(cl->daemon->audit, "node_bootstrapped",
 				 cl->cfg->name, fields) == -1)
 			rc = -1;
@@ -181,8 +182,8 @@ static void *startup_main(void *arg)
 			take_snapshot(cl);
 	} else {
 		slog_error(cl->scope, "could not start cluster: %s", err);
-		daemon_event(cl->daemon, cl->cfg->name, "-cluster-failed",
-			     NULL, "%s", err);
+		daemon_event(cl->daemon, cl->cfg->name, "-cluster-failed", NULL,
+			     "%s", err);
 	}
 	pthread_mutex_lock(&cl->lock);
 	cl->bootstrapped = rc == 0;
@@ -315,12 +316,13 @@ static void reload(struct daemon *d)
 	}
 	for (int i = 0; i < d->n_clusters; i++) {
 		struct cluster *cl = d->clusters[i];
-		struct config_cluster *next = config_cluster(cfg,
-							     cl->cfg->name);
+		struct config_cluster *next =
+			config_cluster(cfg, cl->cfg->name);
 
 		if (!next) {
-			log_warning("cluster \"%s\" left the configuration; it stays managed until a restart",
-				    cl->cfg->name);
+			log_warning(
+				"cluster \"%s\" left the configuration; it stays managed until a restart",
+				cl->cfg->name);
 			continue;
 		}
 		pthread_mutex_lock(&cl->lock);
@@ -329,7 +331,8 @@ static void reload(struct daemon *d)
 		pthread_mutex_unlock(&cl->lock);
 	}
 	if (cfg->n_clusters != d->n_clusters)
-		log_warning("clusters added to the configuration start at the next restart");
+		log_warning(
+			"clusters added to the configuration start at the next restart");
 	d->old_cfgs = realloc(d->old_cfgs,
 			      sizeof(*d->old_cfgs) * (d->n_old_cfgs + 1));
 	if (!d->old_cfgs)
@@ -352,7 +355,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		event_base_loopbreak(d->base);
 		return;
 	}
-	log_info("stopping: waiting for running jobs; signal again to stop at once");
+	log_info(
+		"stopping: waiting for running jobs; signal again to stop at once");
 	d->stopping = true;
 	on_tick(-1, 0, d);
 }
@@ -380,8 +384,10 @@ static struct cluster *cluster_open(struct daemon *d,
 		return cl;
 	}
 	if (!cl->adapter) {
-		snprintf(err, errlen, "%s: clusters[%d].engine: engine \"%s\" is not built in",
-			 d->cfg->path, index, cfg->engine);
+		snprintf(
+			err, errlen,
+			"%s: clusters[%d].engine: engine \"%s\" is not built in",
+			d->cfg->path, index, cfg->engine);
 		return cl;
 	}
 	if (mkdir_p(cl->dir, 0711) == -1 || chmod(cl->dir, 0711) == -1) {
@@ -397,9 +403,9 @@ static struct cluster *cluster_open(struct daemon *d,
 		cl->next_snapshot = 1;
 	if (cl->next_rotation < 1)
 		cl->next_rotation = 1;
-	cl->endpoint = endpoint_new(d->base, cfg->name, cfg->endpoint_host,
-				    cfg->endpoint_port, cfg->hold_ms, err,
-				    errlen);
+	cl->endpoint =
+		endpoint_new(d->base, cfg->name, cfg->endpoint_host,
+			     cfg->endpoint_port, cfg->hold_ms, err, errlen);
 	if (cl->endpoint)
 		err[0] = '\0';
 	return cl;
@@ -443,19 +449,20 @@ static int recover(struct daemon *d)
 		json_decref(empty);
 		return -1;
 	}
-	json_object_foreach(active, id, rec) {
-		const char *state = json_string_value(json_object_get(rec,
-								      "state"));
-		const char *name = json_string_value(json_object_get(rec,
-								     "cluster"));
+	json_object_foreach (active, id, rec) {
+		const char *state =
+			json_string_value(json_object_get(rec, "state"));
+		const char *name =
+			json_string_value(json_object_get(rec, "cluster"));
 		struct cluster *cl = name ? daemon_cluster(d, name) : NULL;
 
 		if (state && (strcmp(state, "done") == 0 ||
 			      strcmp(state, "aborted") == 0))
 			continue;
 		if (!cl) {
-			log_error("journal names rotation \"%s\" of unknown cluster \"%s\"",
-				  id, name ? name : "?");
+			log_error(
+				"journal names rotation \"%s\" of unknown cluster \"%s\"",
+				id, name ? name : "?");
 			rc = -1;
 			continue;
 		}
@@ -493,9 +500,10 @@ static int prepare_state_dir(struct daemon *d, char *err, size_t errlen)
 		return -1;
 	}
 	if (!(st.st_mode & S_IXOTH)) {
-		snprintf(err, errlen,
-			 "state_dir \"%s\" has mode %04o: nodes running as another user need it searchable (0711)",
-			 d->cfg->state_dir, (unsigned)(st.st_mode & 07777));
+		snprintf(
+			err, errlen,
+			"state_dir \"%s\" has mode %04o: nodes running as another user need it searchable (0711)",
+			d->cfg->state_dir, (unsigned)(st.st_mode & 07777));
 		return -1;
 	}
 	return 0;
@@ -520,8 +528,7 @@ static int daemon_open(struct daemon *d, const char *path)
 		if (log_parse_level(d->cfg->log_level, &level) == 0)
 			log_set_level(level);
 	}
-	d->token = read_secret_file(d->cfg->api_token_file, serr,
-				    sizeof(serr));
+	d->token = read_secret_file(d->cfg->api_token_file, serr, sizeof(serr));
 	if (!d->token) {
 		fprintf(stderr, "rotator: %s: api.token_file: %s\n", path,
 			serr);
@@ -545,7 +552,8 @@ static int daemon_open(struct daemon *d, const char *path)
 	/* Recovery writes its own records, so the journal opens twice. */
 	d->journal = journal_open(d->journal_path, err, sizeof(err));
 	if (!d->journal || recover(d) == -1) {
-		fprintf(stderr, "rotator: %s\n", err[0] ? err : "recovery failed");
+		fprintf(stderr, "rotator: %s\n",
+			err[0] ? err : "recovery failed");
 		return 1;
 	}
 	d->journal = journal_open(d->journal_path, err, sizeof(err));
@@ -581,10 +589,10 @@ static void daemon_close(struct daemon *d)
 
 int daemon_serve(const char *config_path)
 {
-	static const int signals[] = { SIGTERM, SIGINT, SIGHUP };
-	struct event *sig_events[3] = { NULL }, *tick = NULL;
-	struct timeval tv = { TICK_MS / 1000, (TICK_MS % 1000) * 1000 };
-	struct daemon d = { 0 };
+	static const int signals[] = {SIGTERM, SIGINT, SIGHUP};
+	struct event *sig_events[3] = {NULL}, *tick = NULL;
+	struct timeval tv = {TICK_MS / 1000, (TICK_MS % 1000) * 1000};
+	struct daemon d = {0};
 	struct api *api = NULL;
 	int rc;
 
@@ -617,7 +625,8 @@ int daemon_serve(const char *config_path)
 	event_base_dispatch(d.base);
 	rc = jobs_running(&d) ? 1 : 0;
 	if (rc)
-		log_warning("stopped with jobs in flight; the journal resumes them at the next start");
+		log_warning(
+			"stopped with jobs in flight; the journal resumes them at the next start");
 out:
 	for (int i = 0; i < 3; i++)
 		if (sig_events[i])
@@ -626,7 +635,7 @@ out:
 		event_free(tick);
 	api_free(api);
 	if (rc == 1 && jobs_running(&d))
-		_exit(1);	/* threads still use what daemon_close frees */
+		_exit(1); /* threads still use what daemon_close frees */
 	daemon_close(&d);
 	the_daemon = NULL;
 	return rc;

@@ -26,7 +26,7 @@ struct cluster;
 
 struct daemon {
 	struct config *cfg;
-	struct config **old_cfgs;	/* kept until exit: threads borrow */
+	struct config **old_cfgs; /* kept until exit: threads borrow */
 	int n_old_cfgs;
 	struct event_base *base;
 	struct audit *audit;
@@ -38,7 +38,7 @@ struct daemon {
 	int n_clusters;
 	volatile bool stopping;
 
-	pthread_mutex_t events_lock;	/* guards the ring below */
+	pthread_mutex_t events_lock; /* guards the ring below */
 	json_t *events[DAEMON_EVENTS];
 	unsigned long n_events;
 };

@@ -51,10 +51,10 @@ struct session {
 	struct bufferevent *server; /* NULL while held */
 	char *host;		    /* the target at connect time */
 	int port;
-	bool connected;		    /* the server side is up */
-	bool closing;		    /* one side is gone, flushing the other */
+	bool connected; /* the server side is up */
+	bool closing;	/* one side is gone, flushing the other */
 	struct session *prev;
-	struct session *next;	    /* in ep->sessions, or the held queue */
+	struct session *next; /* in ep->sessions, or the held queue */
 };
 
 struct endpoint {
@@ -63,19 +63,19 @@ struct endpoint {
 	int64_t hold_ms;
 	struct evconnlistener *listener;
 	struct event *hold_timer;
-	struct event *wakeup;	    /* runs queued work on the loop thread */
+	struct event *wakeup; /* runs queued work on the loop thread */
 	struct event *accept_retry;
-	struct session *sessions;   /* loop thread only */
+	struct session *sessions; /* loop thread only */
 
-	pthread_mutex_t lock;	    /* guards everything below */
-	char *target_host;	    /* NULL until a target is set */
+	pthread_mutex_t lock; /* guards everything below */
+	char *target_host;    /* NULL until a target is set */
 	int target_port;
 	bool holding;
-	int64_t hold_deadline;	    /* now_ms() when the hold expires */
-	struct session *held_head;  /* held queue, oldest first */
+	int64_t hold_deadline;	   /* now_ms() when the hold expires */
+	struct session *held_head; /* held queue, oldest first */
 	struct session **held_tail;
-	uint64_t release_count;	    /* held entries to let through */
-	bool drop_pending;	    /* endpoint_drop_sessions() was called */
+	uint64_t release_count; /* held entries to let through */
+	bool drop_pending;	/* endpoint_drop_sessions() was called */
 	struct endpoint_stats stats;
 };
 
@@ -291,8 +291,7 @@ static void session_write_cb(struct bufferevent *bev, void *arg)
 			session_free(s);
 		return;
 	}
-	if (!s->connected || !peer ||
-	    (bufferevent_get_enabled(peer) & EV_READ))
+	if (!s->connected || !peer || (bufferevent_get_enabled(peer) & EV_READ))
 		return;
 	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 	bufferevent_enable(peer, EV_READ);
@@ -314,8 +313,8 @@ static void session_connect_done(struct session *s, short what)
 	}
 	if (!(what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)))
 		return;
-	log_warning("endpoint \"%s\": could not connect to %s:%d: %s",
-		    ep->name, s->host, s->port,
+	log_warning("endpoint \"%s\": could not connect to %s:%d: %s", ep->name,
+		    s->host, s->port,
 		    err ? evutil_socket_error_to_string(err)
 			: "connection closed");
 	session_fail(s);
@@ -334,8 +333,8 @@ static void session_close_side(struct session *s, struct bufferevent *bev,
 	const char *side = bev == s->client ? "client" : "server";
 
 	if (what & BEV_EVENT_ERROR)
-		log_debug("endpoint \"%s\": %s connection failed: %s",
-			  ep->name, side,
+		log_debug("endpoint \"%s\": %s connection failed: %s", ep->name,
+			  side,
 			  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 	if (peer && !s->connected) {
 		session_free(s);
@@ -445,8 +444,7 @@ static void endpoint_accept_cb(struct evconnlistener *listener,
  * accept() failed, most likely for want of file descriptors.  Pause the
  * listener for a while rather than spin on the same error.
  */
-static void endpoint_accept_error_cb(struct evconnlistener *listener,
-				     void *arg)
+static void endpoint_accept_error_cb(struct evconnlistener *listener, void *arg)
 {
 	struct endpoint *ep = arg;
 	struct timeval tv = ms_to_timeval(ENDPOINT_ACCEPT_RETRY_MS);
@@ -458,8 +456,7 @@ static void endpoint_accept_error_cb(struct evconnlistener *listener,
 	evtimer_add(ep->accept_retry, &tv);
 }
 
-static void endpoint_accept_retry_cb(evutil_socket_t fd, short what,
-				     void *arg)
+static void endpoint_accept_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct endpoint *ep = arg;
 
@@ -488,8 +485,8 @@ static void endpoint_drop_stale(struct endpoint *ep)
 		session_free(s);
 		dropped++;
 	}
-	log_info("endpoint \"%s\": closed %d sessions to old targets",
-		 ep->name, dropped);
+	log_info("endpoint \"%s\": closed %d sessions to old targets", ep->name,
+		 dropped);
 	free(host);
 }
 
@@ -586,8 +583,8 @@ struct endpoint *endpoint_new(struct event_base *base, const char *name,
 			 LEV_OPT_CLOSE_ON_EXEC;
 
 	if (endpoint_addr(host, port, &sin) < 0) {
-		snprintf(err, errlen, "invalid listen address \"%s:%d\"",
-			 host, port);
+		snprintf(err, errlen, "invalid listen address \"%s:%d\"", host,
+			 port);
 		return NULL;
 	}
 	ep = xcalloc(1, sizeof(*ep));
@@ -597,10 +594,9 @@ struct endpoint *endpoint_new(struct event_base *base, const char *name,
 	ep->held_tail = &ep->held_head;
 	pthread_mutex_init(&ep->lock, NULL);
 
-	ep->listener = evconnlistener_new_bind(base, endpoint_accept_cb, ep,
-					       flags, -1,
-					       (struct sockaddr *)&sin,
-					       sizeof(sin));
+	ep->listener =
+		evconnlistener_new_bind(base, endpoint_accept_cb, ep, flags, -1,
+					(struct sockaddr *)&sin, sizeof(sin));
 	if (!ep->listener) {
 		snprintf(err, errlen, "could not listen on %s:%d: %s", host,
 			 port, strerror(errno));
@@ -666,8 +662,7 @@ void endpoint_set_target(struct endpoint *ep, const char *host, int port)
 	pthread_mutex_lock(&ep->lock);
 	endpoint_set_target_locked(ep, host, port);
 	pthread_mutex_unlock(&ep->lock);
-	log_info("endpoint \"%s\": target is now %s:%d", ep->name, host,
-		 port);
+	log_info("endpoint \"%s\": target is now %s:%d", ep->name, host, port);
 }
 
 void endpoint_hold(struct endpoint *ep)
@@ -677,8 +672,9 @@ void endpoint_hold(struct endpoint *ep)
 	ep->hold_deadline = now_ms() + ep->hold_ms;
 	pthread_mutex_unlock(&ep->lock);
 	endpoint_wake(ep);
-	log_info("endpoint \"%s\": holding new connections for at most %"
-		 PRId64 " ms", ep->name, ep->hold_ms);
+	log_info("endpoint \"%s\": holding new connections for at most %" PRId64
+		 " ms",
+		 ep->name, ep->hold_ms);
 }
 
 void endpoint_release(struct endpoint *ep, const char *host, int port)

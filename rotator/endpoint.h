@@ -22,11 +22,11 @@ struct event_base;
 struct endpoint;
 
 struct endpoint_stats {
-	uint64_t accepted;	/* connections accepted since start */
-	uint64_t active;	/* sessions open now */
-	uint64_t held;		/* connections waiting now */
-	uint64_t failed;	/* connections closed for want of a target */
-	int holding;		/* 1 while held */
+	uint64_t accepted; /* connections accepted since start */
+	uint64_t active;   /* sessions open now */
+	uint64_t held;	   /* connections waiting now */
+	uint64_t failed;   /* connections closed for want of a target */
+	int holding;	   /* 1 while held */
 };
 
 /*

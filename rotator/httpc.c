@@ -43,7 +43,7 @@ int httpc_request(const char *host, int port, const char *method,
 		  const char *path, json_t *body, const char *token,
 		  int timeout_s, json_t **reply, char *err, size_t errlen)
 {
-	struct call call = { .status = -1, .err = err, .errlen = errlen };
+	struct call call = {.status = -1, .err = err, .errlen = errlen};
 	struct event_base *base = event_base_new();
 	struct evhttp_connection *conn;
 	struct evhttp_request *req;

@@ -44,8 +44,9 @@ static int drop_torn_tail(const char *path, int fd)
 	free(buf);
 	if (keep == len)
 		return 0;
-	log_warning("dropping a torn record of %zu bytes at the end of journal \"%s\"",
-		    len - keep, path);
+	log_warning(
+		"dropping a torn record of %zu bytes at the end of journal \"%s\"",
+		len - keep, path);
 	if (ftruncate(fd, (off_t)keep) == -1 || fdatasync(fd) == -1)
 		return -1;
 	return 0;
@@ -104,8 +105,7 @@ static char *format_record(json_t *record)
  * failure whatever was written is cut off again.  Returns 0, or -1 after
  * logging.  Called with the lock held.
  */
-static int write_record(struct journal *journal, const char *line,
-			size_t len)
+static int write_record(struct journal *journal, const char *line, size_t len)
 {
 	struct stat st;
 	ssize_t n;
@@ -118,8 +118,9 @@ static int write_record(struct journal *journal, const char *line,
 	while ((n = write(journal->fd, line, len)) == -1 && errno == EINTR)
 		;
 	if (n >= 0 && (size_t)n != len)
-		log_error("could not append to journal \"%s\": wrote %zd of %zu bytes",
-			  journal->path, n, len);
+		log_error(
+			"could not append to journal \"%s\": wrote %zd of %zu bytes",
+			journal->path, n, len);
 	else if (n == -1 || fdatasync(journal->fd) == -1)
 		log_error("could not append to journal \"%s\": %s",
 			  journal->path, strerror(errno));
@@ -127,8 +128,9 @@ static int write_record(struct journal *journal, const char *line,
 		return 0;
 	if (ftruncate(journal->fd, st.st_size) == -1 ||
 	    fdatasync(journal->fd) == -1)
-		log_error("could not truncate journal \"%s\" after a failed append: %s",
-			  journal->path, strerror(errno));
+		log_error(
+			"could not truncate journal \"%s\" after a failed append: %s",
+			journal->path, strerror(errno));
 	return -1;
 }
 
@@ -138,8 +140,9 @@ int journal_append(struct journal *journal, json_t *record)
 	int rc;
 
 	if (!json_is_string(json_object_get(record, "rotation"))) {
-		log_error("could not append to journal \"%s\": record has no rotation id",
-			  journal->path);
+		log_error(
+			"could not append to journal \"%s\": record has no rotation id",
+			journal->path);
 		return -1;
 	}
 	line = format_record(record);
@@ -184,20 +187,23 @@ static int replay_lines(const char *path, const char *buf, size_t len,
 		n++;
 		record = nl ? json_loadb(buf + pos, line_len, 0, &jerr) : NULL;
 		if (!record && last) {
-			log_warning("skipping torn record at line %llu of journal \"%s\": its step had not taken effect",
-				    n, path);
+			log_warning(
+				"skipping torn record at line %llu of journal \"%s\": its step had not taken effect",
+				n, path);
 			return 0;
 		}
 		if (!record) {
-			snprintf(err, errlen,
-				 "%s: line %llu: could not parse journal record: %s",
-				 path, n, jerr.text);
+			snprintf(
+				err, errlen,
+				"%s: line %llu: could not parse journal record: %s",
+				path, n, jerr.text);
 			return -1;
 		}
 		if (!json_is_string(json_object_get(record, "rotation"))) {
-			snprintf(err, errlen,
-				 "%s: line %llu: journal record has no rotation id",
-				 path, n);
+			snprintf(
+				err, errlen,
+				"%s: line %llu: journal record has no rotation id",
+				path, n);
 			json_decref(record);
 			return -1;
 		}
@@ -244,17 +250,19 @@ int journal_compact(const char *path, json_t *active)
 	int rc = -1;
 
 	if (!json_is_object(active)) {
-		log_error("could not compact journal \"%s\": the active rotations are not an object",
-			  path);
+		log_error(
+			"could not compact journal \"%s\": the active rotations are not an object",
+			path);
 		return -1;
 	}
 	out = open_memstream(&buf, &len);
 	if (!out)
 		abort();
-	json_object_foreach(active, id, record) {
+	json_object_foreach (active, id, record) {
 		if (!json_is_string(json_object_get(record, "rotation"))) {
-			log_error("could not compact journal \"%s\": record of rotation \"%s\" has no rotation id",
-				  path, id);
+			log_error(
+				"could not compact journal \"%s\": record of rotation \"%s\" has no rotation id",
+				path, id);
 			goto done;
 		}
 		if (json_dumpf(record, out, JSON_COMPACT) == -1 ||

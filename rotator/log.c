@@ -28,7 +28,8 @@ void log_set_level(enum log_level level)
 
 int log_parse_level(const char *name, enum log_level *level)
 {
-	for (size_t i = 0; i < sizeof(level_names) / sizeof(*level_names); i++) {
+	for (size_t i = 0; i < sizeof(level_names) / sizeof(*level_names);
+	     i++) {
 		if (strcmp(name, level_names[i]) == 0) {
 			*level = (enum log_level)i;
 			return 0;

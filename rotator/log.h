@@ -23,10 +23,10 @@ int log_parse_level(const char *name, enum log_level *level);
 void log_write(enum log_level level, const char *scope, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-#define log_at(level, scope, ...)                              \
-	do {                                                   \
-		if ((level) <= log_threshold)                  \
-			log_write((level), (scope), __VA_ARGS__); \
+#define log_at(level, scope, ...)                                              \
+	do {                                                                   \
+		if ((level) <= log_threshold)                                  \
+			log_write((level), (scope), __VA_ARGS__);              \
 	} while (0)
 
 #define log_error(...) log_at(LOG_ERROR, NULL, __VA_ARGS__)

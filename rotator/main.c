@@ -34,10 +34,10 @@ static const char usage[] =
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
+		{"config", required_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *config = getenv("ROTATOR_CONFIG");
 	const char *cmd;
@@ -79,7 +79,9 @@ int main(int argc, char **argv)
 		return cli_snapshot(config, argc, argv);
 	if (strcmp(cmd, "audit") == 0)
 		return cli_audit(config, argc, argv);
-	fprintf(stderr, "rotator: unknown command \"%s\"\n"
-			"try \"rotator --help\"\n", cmd);
+	fprintf(stderr,
+		"rotator: unknown command \"%s\"\n"
+		"try \"rotator --help\"\n",
+		cmd);
 	return 2;
 }

@@ -57,8 +57,8 @@ int prov_owner(struct cluster *cl, uid_t *uid, gid_t *gid, char *err,
 /* True when nothing listens on 127.0.0.1:PORT and it can be bound. */
 static bool port_is_free(int port)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET,
-				  .sin_port = htons((uint16_t)port) };
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)port)};
 	int fd, rc;
 
 	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
@@ -114,8 +114,8 @@ int prov_mkdir(struct cluster *cl, const char *path, mode_t mode, char *err,
 		return -1;
 	}
 	if (chown(path, uid, gid) == -1 || chmod(path, mode) == -1) {
-		snprintf(err, errlen, "could not set owner of \"%s\": %s",
-			 path, strerror(errno));
+		snprintf(err, errlen, "could not set owner of \"%s\": %s", path,
+			 strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -303,7 +303,7 @@ static int wait_child(pid_t pid, int err_fd, int64_t timeout_ms, char *tail,
 
 	tail[0] = '\0';
 	for (;;) {
-		struct pollfd pfd = { .fd = err_fd, .events = POLLIN };
+		struct pollfd pfd = {.fd = err_fd, .events = POLLIN};
 		pid_t done;
 
 		if (poll(&pfd, 1, 5) > 0)
@@ -324,22 +324,22 @@ static int wait_child(pid_t pid, int err_fd, int64_t timeout_ms, char *tail,
 	}
 }
 
-int prov_run(struct cluster *cl, const char *program,
-	     const char *const *argv, const char *const *env,
-	     const char *out_path, int64_t timeout_ms, char *err,
-	     size_t errlen)
+int prov_run(struct cluster *cl, const char *program, const char *const *argv,
+	     const char *const *env, const char *out_path, int64_t timeout_ms,
+	     char *err, size_t errlen)
 {
 	struct child_plan plan;
 	char tail[2048];
-	int pipefd[2] = { -1, -1 };
+	int pipefd[2] = {-1, -1};
 	int status = 0, rc = -1;
 	pid_t pid;
 
 	if (plan_child(cl, &plan, program, argv, env, err, errlen) == -1)
 		goto out;
 	if (out_path) {
-		plan.out_fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC |
-				   O_CLOEXEC, 0600);
+		plan.out_fd =
+			open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+			     0600);
 		if (plan.out_fd == -1) {
 			snprintf(err, errlen, "could not open \"%s\": %s",
 				 out_path, strerror(errno));

@@ -45,10 +45,9 @@ int prov_destroy(struct cluster *cl, struct node *n, char *err,
  * written into ERR on failure.  Returns 0 when the program exited 0,
  * or -1 after writing the reason into ERR.
  */
-int prov_run(struct cluster *cl, const char *program,
-	     const char *const *argv, const char *const *env,
-	     const char *out_path, int64_t timeout_ms, char *err,
-	     size_t errlen) WUR;
+int prov_run(struct cluster *cl, const char *program, const char *const *argv,
+	     const char *const *env, const char *out_path, int64_t timeout_ms,
+	     char *err, size_t errlen) WUR;
 
 /*
  * Make PATH a directory of MODE owned by run_as (creating it if needed).

@@ -54,28 +54,24 @@ static int state_from_name(const char *name)
  * Append a step (a state entered or a milestone within one) to the list
  * the API shows.  Caller holds cl->lock.
  */
-static void add_step(struct rotation *rot, const char *name,
-		     const char *detail)
+static void add_step(struct rotation *rot, const char *name, const char *detail)
 {
 	char when[32];
 
 	format_time(wall_ms(), when, sizeof(when));
 	json_array_append_new(rot->steps,
-			      json_pack("{s:s, s:s, s:s}", "step", name,
-					"time", when, "detail",
-					detail ? detail : ""));
+			      json_pack("{s:s, s:s, s:s}", "step", name, "time",
+					when, "detail", detail ? detail : ""));
 }
 
 /* The journal record of ROT as it stands: enough to settle it later. */
 static json_t *journal_record(struct rotation *rot)
 {
-	json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:o}",
-				"rotation", rot->id, "cluster",
-				rot->cl->cfg->name, "state",
-				state_names[rot->state], "restore_point",
-				rot->restore_point, "fenced", rot->fenced,
-				"committed", rot->committed, "old",
-				node_to_json(&rot->old));
+	json_t *rec = json_pack(
+		"{s:s, s:s, s:s, s:s, s:b, s:b, s:o}", "rotation", rot->id,
+		"cluster", rot->cl->cfg->name, "state", state_names[rot->state],
+		"restore_point", rot->restore_point, "fenced", rot->fenced,
+		"committed", rot->committed, "old", node_to_json(&rot->old));
 
 	if (rot->have_fresh)
 		json_object_set_new(rec, "fresh", node_to_json(&rot->fresh));
@@ -104,8 +100,9 @@ static void audit_step(struct rotation *rot, const char *event,
 
 	if (audit_append(rot->cl->daemon->audit, event, rot->cl->cfg->name,
 			 fields) == -1)
-		log_error("rotation %s: could not record \"%s\" in the audit log",
-			  rot->id, event);
+		log_error(
+			"rotation %s: could not record \"%s\" in the audit log",
+			rot->id, event);
 	json_decref(fields);
 }
 
@@ -139,11 +136,11 @@ static int rotation_enter(struct rotation *rot, enum rotation_state next,
 }
 
 /* A milestone inside a state: an event, a step, no new state. */
-static void milestone(struct rotation *rot, const char *token,
-		      const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void milestone(struct rotation *rot, const char *token, const char *fmt,
+		      ...) __attribute__((format(printf, 3, 4)));
 
-static void milestone(struct rotation *rot, const char *token,
-		      const char *fmt, ...)
+static void milestone(struct rotation *rot, const char *token, const char *fmt,
+		      ...)
 {
 	char detail[ERRLEN];
 	va_list ap;
@@ -151,8 +148,8 @@ static void milestone(struct rotation *rot, const char *token,
 	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
-	daemon_event(rot->cl->daemon, rot->cl->cfg->name, token, rot->id,
-		     "%s", detail);
+	daemon_event(rot->cl->daemon, rot->cl->cfg->name, token, rot->id, "%s",
+		     detail);
 	pthread_mutex_lock(&rot->cl->lock);
 	add_step(rot, token, detail);
 	pthread_mutex_unlock(&rot->cl->lock);
@@ -223,7 +220,8 @@ static int provision(struct rotation *rot, json_t *manifest, char *err)
 	rc = cl->adapter->seed(cl, dir, manifest, &rot->fresh, &rot->old, err,
 			       ERRLEN);
 	if (rc == 0)
-		milestone(rot, "+provisioned", "generation %d on port %d from %s",
+		milestone(rot, "+provisioned",
+			  "generation %d on port %d from %s",
 			  rot->fresh.generation, rot->fresh.port,
 			  rot->restore_point);
 out:
@@ -236,7 +234,7 @@ static int catch_up(struct rotation *rot, char *err)
 {
 	struct cluster *cl = rot->cl;
 	int64_t deadline = now_ms() + cl->cfg->catch_up_timeout_ms;
-	struct catch_up cu = { 0 };
+	struct catch_up cu = {0};
 	char last[ERRLEN] = "";
 
 	for (;;) {
@@ -333,8 +331,8 @@ static int switch_over(struct rotation *rot, char *err)
 		snprintf(err, ERRLEN, "could not journal the fence");
 		return -1;
 	}
-	if (cl->adapter->fence(cl, &rot->old, &point, deadline, err,
-			       ERRLEN) == -1)
+	if (cl->adapter->fence(cl, &rot->old, &point, deadline, err, ERRLEN) ==
+	    -1)
 		return -1;
 	milestone(rot, "+fenced", "old primary ended at %s", point.position);
 
@@ -417,7 +415,8 @@ static void roll_back(struct rotation *rot)
 
 	if (rot->fenced &&
 	    cl->adapter->unfence(cl, &rot->old, err, ERRLEN) == -1)
-		slog_error(cl->scope, "rotation %s: could not restart the old primary: %s",
+		slog_error(cl->scope,
+			   "rotation %s: could not restart the old primary: %s",
 			   rot->id, err);
 	if (rot->held) {
 		endpoint_release(cl->endpoint, rot->old.host, rot->old.port);
@@ -427,7 +426,8 @@ static void roll_back(struct rotation *rot)
 		pthread_mutex_unlock(&cl->lock);
 	}
 	if (rot->have_fresh && destroy_node(cl, &rot->fresh, err) == -1)
-		slog_error(cl->scope, "rotation %s: could not destroy the fresh node: %s",
+		slog_error(cl->scope,
+			   "rotation %s: could not destroy the fresh node: %s",
 			   rot->id, err);
 }
 
@@ -520,7 +520,8 @@ static void *rotation_main(void *arg)
 	} else {
 		if (rotation_enter(rot, ROT_TEARING_DOWN, NULL) == -1 ||
 		    tear_down(rot, err) == -1)
-			slog_error(cl->scope, "rotation %s: teardown incomplete: %s",
+			slog_error(cl->scope,
+				   "rotation %s: teardown incomplete: %s",
 				   rot->id, err[0] ? err : "journal");
 		finish(rot, ROT_DONE, NULL);
 		store_prune(cl, NULL);
@@ -567,10 +568,10 @@ static struct rotation *rotation_new(struct cluster *cl, const char *reason,
 
 static void record_request(struct rotation *rot)
 {
-	json_t *fields = json_pack("{s:s, s:s, s:s, s:i}", "rotation",
-				   rot->id, "reason", rot->reason, "requester",
-				   rot->requester, "old_generation",
-				   rot->old.generation);
+	json_t *fields =
+		json_pack("{s:s, s:s, s:s, s:i}", "rotation", rot->id, "reason",
+			  rot->reason, "requester", rot->requester,
+			  "old_generation", rot->old.generation);
 
 	if (audit_append(rot->cl->daemon->audit, "rotation_requested",
 			 rot->cl->cfg->name, fields) == -1)
@@ -641,9 +642,8 @@ json_t *rotation_to_json(struct rotation *rot)
 		      rot->id, "cluster", rot->cl->cfg->name, "state",
 		      state_names[rot->state], "reason", rot->reason,
 		      "requester", rot->requester, "restore_point",
-		      rot->restore_point, "old_generation",
-		      rot->old.generation, "requested_at", requested, "steps",
-		      rot->steps);
+		      rot->restore_point, "old_generation", rot->old.generation,
+		      "requested_at", requested, "steps", rot->steps);
 	if (rot->have_fresh)
 		json_object_set_new(j, "new_generation",
 				    json_integer(rot->fresh.generation));
@@ -694,12 +694,11 @@ void rotation_free(struct rotation *rot)
 int rotation_recover(struct cluster *cl, json_t *record)
 {
 	struct rotation *rot;
-	const char *id = json_string_value(json_object_get(record,
-							   "rotation"));
-	const char *rp = json_string_value(json_object_get(record,
-							   "restore_point"));
-	int state = state_from_name(json_string_value(
-		json_object_get(record, "state")));
+	const char *id = json_string_value(json_object_get(record, "rotation"));
+	const char *rp =
+		json_string_value(json_object_get(record, "restore_point"));
+	int state = state_from_name(
+		json_string_value(json_object_get(record, "state")));
 	char err[ERRLEN], reason[ERRLEN];
 
 	if (!id || state < 0 ||
@@ -725,19 +724,21 @@ int rotation_recover(struct cluster *cl, json_t *record)
 	    (json_object_get(record, "fresh") &&
 	     node_from_json(json_object_get(record, "fresh"), &rot->fresh) ==
 		     -1)) {
-		log_error("journal record of rotation \"%s\" has a bad node", id);
+		log_error("journal record of rotation \"%s\" has a bad node",
+			  id);
 		rotation_free(rot);
 		return -1;
 	}
 	rot->have_fresh = json_object_get(record, "fresh") != NULL;
-	slog_warning(cl->scope, "rotation %s was in state %s when the daemon stopped; %s",
+	slog_warning(cl->scope,
+		     "rotation %s was in state %s when the daemon stopped; %s",
 		     id, state_names[state],
 		     rot->committed ? "rolling forward" : "rolling back");
 
 	if (!rot->committed) {
 		roll_back(rot);
-		snprintf(reason, sizeof(reason),
-			 "the daemon stopped during %s", state_names[state]);
+		snprintf(reason, sizeof(reason), "the daemon stopped during %s",
+			 state_names[state]);
 		finish(rot, ROT_ABORTED, reason);
 	} else {
 		if (cl->adapter->promote(cl, &rot->fresh,

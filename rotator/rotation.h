@@ -38,28 +38,28 @@ enum rotation_state {
 
 struct rotation {
 	char id[64];
-	struct cluster *cl;		/* borrowed */
+	struct cluster *cl; /* borrowed */
 	char *reason;
 	char *requester;
 
 	/* Guarded by cl->lock: the API reads them while the thread runs. */
 	enum rotation_state state;
 	char restore_point[64];
-	struct node old;		/* the node being replaced */
-	struct node fresh;		/* its successor, once created */
+	struct node old;   /* the node being replaced */
+	struct node fresh; /* its successor, once created */
 	bool have_fresh;
-	bool held;			/* endpoint holding connections */
-	bool fenced;			/* old primary stopped */
-	bool committed;			/* fresh node promoted */
+	bool held;	/* endpoint holding connections */
+	bool fenced;	/* old primary stopped */
+	bool committed; /* fresh node promoted */
 	char abort_reason[512];
-	int64_t requested_at;		/* wall ms */
+	int64_t requested_at; /* wall ms */
 	int64_t finished_at;
-	int64_t hold_started;		/* monotonic ms */
-	int64_t write_pause_ms;		/* hold to release, -1 until known */
+	int64_t hold_started;	/* monotonic ms */
+	int64_t write_pause_ms; /* hold to release, -1 until known */
 	json_t *steps;
 
 	pthread_t thread;
-	bool finished;			/* the thread has returned */
+	bool finished; /* the thread has returned */
 };
 
 /* Name of STATE as the journal and the API spell it. */

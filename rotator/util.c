@@ -48,8 +48,8 @@ void format_time(int64_t ms, char *buf, size_t len)
 
 void sleep_ms(int64_t ms)
 {
-	struct timespec ts = { .tv_sec = ms / 1000,
-			       .tv_nsec = (ms % 1000) * 1000000 };
+	struct timespec ts = {.tv_sec = ms / 1000,
+			      .tv_nsec = (ms % 1000) * 1000000};
 
 	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
 		;
@@ -61,8 +61,8 @@ int parse_duration(const char *text, int64_t *ms)
 		const char *unit;
 		int64_t scale;
 	} units[] = {
-		{ "ms", 1 },	    { "s", 1000 },	  { "m", 60000 },
-		{ "h", 3600000 }, { "d", 86400000 },
+		{"ms", 1},	{"s", 1000},	 {"m", 60000},
+		{"h", 3600000}, {"d", 86400000},
 	};
 	char *end;
 	long long n;
@@ -323,8 +323,7 @@ void sha256_hex(const void *buf, size_t len, char hex[SHA256_HEX_LEN + 1])
 	to_hex(md, n, hex);
 }
 
-int sha256_file(const char *path, char hex[SHA256_HEX_LEN + 1],
-		uint64_t *size)
+int sha256_file(const char *path, char hex[SHA256_HEX_LEN + 1], uint64_t *size)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	static const size_t chunk = 1 << 20;

@@ -9,8 +9,8 @@
 #include "rotator/audit.h"
 #include "snapshots/manifest.h"
 
-static const char *const required[] = { "id", "cluster", "engine",
-					"created", "size" };
+static const char *const required[] = {"id", "cluster", "engine", "created",
+				       "size"};
 
 int manifest_write(const char *dir, json_t *manifest,
 		   char sha[SHA256_HEX_LEN + 1], char *err, size_t errlen)
@@ -39,8 +39,8 @@ out:
 	return rc;
 }
 
-json_t *manifest_read(const char *dir, char sha[SHA256_HEX_LEN + 1],
-		      char *err, size_t errlen)
+json_t *manifest_read(const char *dir, char sha[SHA256_HEX_LEN + 1], char *err,
+		      size_t errlen)
 {
 	char *path = xasprintf("%s/%s", dir, MANIFEST_FILE);
 	json_error_t jerr;
@@ -92,11 +92,11 @@ int manifest_check_record(const char *audit_path, const char *id,
 			 audit_path);
 		return -1;
 	}
-	json_array_foreach(entries, i, e) {
-		const char *event = json_string_value(json_object_get(e,
-								      "event"));
-		const char *snap = json_string_value(json_object_get(e,
-								     "snapshot"));
+	json_array_foreach (entries, i, e) {
+		const char *event =
+			json_string_value(json_object_get(e, "event"));
+		const char *snap =
+			json_string_value(json_object_get(e, "snapshot"));
 
 		if (event && snap && strcmp(event, "restore_point") == 0 &&
 		    strcmp(snap, id) == 0)
@@ -104,13 +104,15 @@ int manifest_check_record(const char *audit_path, const char *id,
 				json_object_get(e, "manifest_sha256"));
 	}
 	if (!recorded)
-		snprintf(err, errlen,
-			 "snapshot \"%s\" has no restore point record in the audit log",
-			 id);
+		snprintf(
+			err, errlen,
+			"snapshot \"%s\" has no restore point record in the audit log",
+			id);
 	else if (strcmp(recorded, sha) != 0)
-		snprintf(err, errlen,
-			 "manifest of snapshot \"%s\" has SHA-256 %s but its audit record says %s",
-			 id, sha, recorded);
+		snprintf(
+			err, errlen,
+			"manifest of snapshot \"%s\" has SHA-256 %s but its audit record says %s",
+			id, sha, recorded);
 	else
 		rc = 0;
 	json_decref(entries);

@@ -24,8 +24,7 @@
  * of the bytes written into SHA.  Returns 0, or -1 after writing ERR.
  */
 int manifest_write(const char *dir, json_t *manifest,
-		   char sha[SHA256_HEX_LEN + 1], char *err,
-		   size_t errlen) WUR;
+		   char sha[SHA256_HEX_LEN + 1], char *err, size_t errlen) WUR;
 
 /*
  * Read DIR/manifest.json and check that it has the members every
@@ -33,8 +32,8 @@ int manifest_write(const char *dir, json_t *manifest,
  * reference and the hash of the bytes read into SHA, or NULL after
  * writing ERR.
  */
-json_t *manifest_read(const char *dir, char sha[SHA256_HEX_LEN + 1],
-		      char *err, size_t errlen);
+json_t *manifest_read(const char *dir, char sha[SHA256_HEX_LEN + 1], char *err,
+		      size_t errlen);
 
 /*
  * Find the restore point record of snapshot ID in the audit log at

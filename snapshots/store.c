@@ -39,10 +39,10 @@ static json_t *base_manifest(struct cluster *cl, const char *id,
 	char created[32];
 
 	format_time(wall_ms(), created, sizeof(created));
-	return json_pack("{s:s, s:s, s:s, s:s, s:i, s:i}", "id", id,
-			 "cluster", cl->cfg->name, "engine", cl->adapter->name,
-			 "created", created, "source_generation",
-			 primary->generation, "size", 0);
+	return json_pack("{s:s, s:s, s:s, s:s, s:i, s:i}", "id", id, "cluster",
+			 cl->cfg->name, "engine", cl->adapter->name, "created",
+			 created, "source_generation", primary->generation,
+			 "size", 0);
 }
 
 /*
@@ -52,13 +52,12 @@ static json_t *base_manifest(struct cluster *cl, const char *id,
 static int record_restore_point(struct cluster *cl, const char *id,
 				json_t *manifest, const char *sha)
 {
-	json_t *fields = json_pack("{s:s, s:s, s:O?, s:O?}", "snapshot", id,
-				   "manifest_sha256", sha, "size",
-				   json_object_get(manifest, "size"),
-				   "position",
-				   json_object_get(manifest, "position"));
-	int rc = audit_append(cl->daemon->audit, "restore_point",
-			      cl->cfg->name, fields);
+	json_t *fields = json_pack(
+		"{s:s, s:s, s:O?, s:O?}", "snapshot", id, "manifest_sha256",
+		sha, "size", json_object_get(manifest, "size"), "position",
+		json_object_get(manifest, "position"));
+	int rc = audit_append(cl->daemon->audit, "restore_point", cl->cfg->name,
+			      fields);
 
 	json_decref(fields);
 	return rc;
@@ -195,8 +194,7 @@ json_t *store_list(struct cluster *cl)
 	return list;
 }
 
-json_t *store_open(struct cluster *cl, const char *id, char *err,
-		   size_t errlen)
+json_t *store_open(struct cluster *cl, const char *id, char *err, size_t errlen)
 {
 	char *dir = store_path(cl, id);
 	char sha[SHA256_HEX_LEN + 1];
@@ -237,8 +235,8 @@ static void prune_one(struct cluster *cl, const char *id)
 		log_error("could not remove snapshot \"%s\": %s", dir,
 			  strerror(errno));
 	} else {
-		daemon_event(cl->daemon, cl->cfg->name, "+snapshot-pruned",
-			     id, "past snapshots.keep = %d",
+		daemon_event(cl->daemon, cl->cfg->name, "+snapshot-pruned", id,
+			     "past snapshots.keep = %d",
 			     cl->cfg->snapshot_keep);
 		if (audit_append(cl->daemon->audit, "restore_point_pruned",
 				 cl->cfg->name, fields) == -1)

@@ -83,8 +83,7 @@ static int64_t first_id(PGconn *conn)
 	return id;
 }
 
-static void write_loop(struct writer *w, int64_t id, int64_t seconds,
-		       int rate)
+static void write_loop(struct writer *w, int64_t id, int64_t seconds, int rate)
 {
 	int64_t start = now_ms(), last_ack = start, next = 0;
 	int64_t gap_us = 1000000 / rate;
@@ -92,7 +91,7 @@ static void write_loop(struct writer *w, int64_t id, int64_t seconds,
 
 	while (!stop && now_ms() - start < seconds * 1000) {
 		char text[32];
-		const char *params[] = { text };
+		const char *params[] = {text};
 
 		if (!conn && !(conn = connect_db(w))) {
 			w->errors++;
@@ -100,9 +99,8 @@ static void write_loop(struct writer *w, int64_t id, int64_t seconds,
 			continue;
 		}
 		snprintf(text, sizeof(text), "%lld", (long long)id);
-		if (exec_ok(conn,
-			    "INSERT INTO rotator_writer (id) VALUES ($1)", 1,
-			    params)) {
+		if (exec_ok(conn, "INSERT INTO rotator_writer (id) VALUES ($1)",
+			    1, params)) {
 			int64_t now = now_ms();
 
 			ack(w, id);
@@ -165,7 +163,7 @@ static long count_missing(struct writer *w)
 
 int main(int argc, char **argv)
 {
-	struct writer w = { 0 };
+	struct writer w = {0};
 	char err[256], *password;
 	int64_t seconds, started, id;
 	long missing;
@@ -173,7 +171,8 @@ int main(int argc, char **argv)
 	int rate;
 
 	if (argc < 6) {
-		fprintf(stderr, "usage: pgwriter HOST PORT USER PASSWORD_FILE SECONDS [RATE]\n");
+		fprintf(stderr,
+			"usage: pgwriter HOST PORT USER PASSWORD_FILE SECONDS [RATE]\n");
 		return 2;
 	}
 	password = read_secret_file(argv[4], err, sizeof(err));
@@ -186,21 +185,21 @@ int main(int argc, char **argv)
 	if (rate < 1)
 		rate = 1;
 	w = (struct writer){
-		.keys = { "host", "port", "user", "password", "dbname",
-			  "connect_timeout", "sslmode", NULL },
-		.values = { argv[1], argv[2], argv[3], password, "postgres",
-			    "10", "disable", NULL },
+		.keys = {"host", "port", "user", "password", "dbname",
+			 "connect_timeout", "sslmode", NULL},
+		.values = {argv[1], argv[2], argv[3], password, "postgres",
+			   "10", "disable", NULL},
 	};
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	conn = connect_db(&w);
-	if (!conn || !exec_ok(conn, "SET client_min_messages = warning", 0,
-			      NULL) ||
+	if (!conn ||
+	    !exec_ok(conn, "SET client_min_messages = warning", 0, NULL) ||
 	    !exec_ok(conn,
-			      "CREATE TABLE IF NOT EXISTS rotator_writer "
-			      "(id bigint PRIMARY KEY, at timestamptz "
-			      "NOT NULL DEFAULT now())",
-			      0, NULL)) {
+		     "CREATE TABLE IF NOT EXISTS rotator_writer "
+		     "(id bigint PRIMARY KEY, at timestamptz "
+		     "NOT NULL DEFAULT now())",
+		     0, NULL)) {
 		fprintf(stderr, "pgwriter: could not prepare the table: %s",
 			conn ? PQerrorMessage(conn) : "no connection\n");
 		PQfinish(conn);

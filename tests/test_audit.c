@@ -59,8 +59,8 @@ static void append_events(const char *path, int count)
 	assert_non_null(audit);
 	for (int i = 1; i <= count; i++) {
 		char event[32];
-		json_t *fields = json_pack("{s:i,s:s}", "step", i, "node",
-					   "pg-a:5432");
+		json_t *fields =
+			json_pack("{s:i,s:s}", "step", i, "node", "pg-a:5432");
 
 		snprintf(event, sizeof(event), "step%d", i);
 		assert_int_equal(audit_append(audit, event, "main", fields), 0);
@@ -189,9 +189,8 @@ static void test_append_and_verify(void **state)
 			    "step1");
 	assert_string_equal(json_string_value(json_object_get(entry, "node")),
 			    "pg-a:5432");
-	assert_int_equal(strlen(json_string_value(json_object_get(entry,
-								  "time"))),
-			 24);
+	assert_int_equal(
+		strlen(json_string_value(json_object_get(entry, "time"))), 24);
 	json_decref(entry);
 	free(line);
 }
@@ -359,8 +358,9 @@ static void test_delete_last_line(void **state)
 
 	append_events(fx->path, 3);
 	remove_line(fx->path, 3);
-	assert_verify_fails(fx->path,
-			    "line 3: missing: the head records 3 lines but the log has 2");
+	assert_verify_fails(
+		fx->path,
+		"line 3: missing: the head records 3 lines but the log has 2");
 }
 
 static void test_delete_everything(void **state)
@@ -369,11 +369,13 @@ static void test_delete_everything(void **state)
 
 	append_events(fx->path, 3);
 	put_file(fx->path, "", 0);
-	assert_verify_fails(fx->path,
-			    "line 1: missing: the head records 3 lines but the log has 0");
+	assert_verify_fails(
+		fx->path,
+		"line 1: missing: the head records 3 lines but the log has 0");
 	unlink(fx->path);
-	assert_verify_fails(fx->path,
-			    "line 1: missing: the head records 3 lines but the log has 0");
+	assert_verify_fails(
+		fx->path,
+		"line 1: missing: the head records 3 lines but the log has 0");
 }
 
 static void test_swap_lines(void **state)
@@ -435,8 +437,9 @@ static void test_open_refuses_broken_log(void **state)
 	remove_line(fx->path, 2);
 	before = slurp(fx->path, &len_before);
 	assert_null(audit_open(fx->path, err, sizeof(err)));
-	expected = xasprintf("audit log \"%s\" does not verify: line 2: sequence number 3 where 2 was expected",
-			     fx->path);
+	expected = xasprintf(
+		"audit log \"%s\" does not verify: line 2: sequence number 3 where 2 was expected",
+		fx->path);
 	assert_string_equal(err, expected);
 	after = slurp(fx->path, &len_after);
 	assert_int_equal(len_before, len_after);
@@ -565,26 +568,16 @@ static void test_read_missing_file(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_append_and_verify),
-		T(test_null_cluster_omitted),
-		T(test_empty_and_absent),
-		T(test_reopen_continues_chain),
-		T(test_edit_one_byte),
-		T(test_edit_seq_field),
-		T(test_insert_forged_line),
-		T(test_append_forged_line),
-		T(test_delete_middle_line),
-		T(test_delete_last_line),
-		T(test_delete_everything),
-		T(test_swap_lines),
-		T(test_truncated_last_line),
-		T(test_missing_head),
-		T(test_head_hash_mismatch),
-		T(test_open_refuses_broken_log),
-		T(test_open_refuses_torn_log),
-		T(test_reserved_fields_refused),
-		T(test_read_filter_and_limit),
-		T(test_read_missing_file),
+		T(test_append_and_verify),     T(test_null_cluster_omitted),
+		T(test_empty_and_absent),      T(test_reopen_continues_chain),
+		T(test_edit_one_byte),	       T(test_edit_seq_field),
+		T(test_insert_forged_line),    T(test_append_forged_line),
+		T(test_delete_middle_line),    T(test_delete_last_line),
+		T(test_delete_everything),     T(test_swap_lines),
+		T(test_truncated_last_line),   T(test_missing_head),
+		T(test_head_hash_mismatch),    T(test_open_refuses_broken_log),
+		T(test_open_refuses_torn_log), T(test_reserved_fields_refused),
+		T(test_read_filter_and_limit), T(test_read_missing_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

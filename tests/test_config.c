@@ -43,11 +43,11 @@ static const char issue_json[] =
 	"\"1h\", \"keep\": 24 } } ] }";
 
 /* A second cluster that clashes with nothing in issue_json. */
-#define CACHE_CLUSTER                                                   \
-	"{\"name\": \"cache\", \"engine\": \"redis\", \"bootstrap\": "  \
-	"\"empty\", \"auth\": {\"user\": \"default\", \"password_file\": " \
-	"\"/etc/rotator/cache.password\"}, \"endpoint\": {\"listen\": "  \
-	"\"127.0.0.1:6380\"}, \"provisioner\": {\"bin_dir\": "          \
+#define CACHE_CLUSTER                                                          \
+	"{\"name\": \"cache\", \"engine\": \"redis\", \"bootstrap\": "         \
+	"\"empty\", \"auth\": {\"user\": \"default\", \"password_file\": "     \
+	"\"/etc/rotator/cache.password\"}, \"endpoint\": {\"listen\": "        \
+	"\"127.0.0.1:6380\"}, \"provisioner\": {\"bin_dir\": "                 \
 	"\"/usr/bin\", \"ports\": \"16000-16099\"}}"
 
 #define CONNECTION "{\"host\": \"db1\", \"port\": 5432}"
@@ -66,369 +66,406 @@ struct bad_case {
 
 static const struct bad_case bad_cases[] = {
 	/* Unknown keys, at every level. */
-	{ "unknown key at top level", { { "bogus", "1" } },
-	  ": bogus: unknown key" },
-	{ "unknown key in api", { { "api.tls", "true" } },
-	  ": api.tls: unknown key" },
-	{ "unknown key in cluster", { { "clusters[0].replicas", "2" } },
-	  ": clusters[0].replicas: unknown key" },
-	{ "unknown key in auth", { { "clusters[0].auth.password", STR("x") } },
-	  ": clusters[0].auth.password: unknown key" },
-	{ "unknown key in endpoint", { { "clusters[0].endpoint.hold", "1" } },
-	  ": clusters[0].endpoint.hold: unknown key" },
-	{ "unknown key in provisioner",
-	  { { "clusters[0].provisioner.image", STR("pg") } },
-	  ": clusters[0].provisioner.image: unknown key" },
-	{ "unknown key in schedule", { { "clusters[0].schedule.at", "1" } },
-	  ": clusters[0].schedule.at: unknown key" },
-	{ "unknown key in snapshots",
-	  { { "clusters[0].snapshots.kept", "3" } },
-	  ": clusters[0].snapshots.kept: unknown key" },
-	{ "unknown key in rotation",
-	  { { "clusters[0].rotation", "{\"max_lag\": 1}" } },
-	  ": clusters[0].rotation.max_lag: unknown key" },
-	{ "unknown key in verify",
-	  { { "clusters[0].verify", "{\"queries\": []}" } },
-	  ": clusters[0].verify.queries: unknown key" },
-	{ "unknown key in connection",
-	  { { "clusters[0].bootstrap", STR("adopt") },
-	    { "clusters[0].connection",
-	      "{\"host\": \"db1\", \"port\": 5432, \"db\": \"x\"}" } },
-	  ": clusters[0].connection.db: unknown key" },
-	{ "unknown key in second cluster",
-	  { { "clusters[1]", CACHE_CLUSTER },
-	    { "clusters[1].snapshots", "{\"every\": \"1h\", \"x\": 1}" } },
-	  ": clusters[1].snapshots.x: unknown key" },
+	{"unknown key at top level", {{"bogus", "1"}}, ": bogus: unknown key"},
+	{"unknown key in api", {{"api.tls", "true"}}, ": api.tls: unknown key"},
+	{"unknown key in cluster",
+	 {{"clusters[0].replicas", "2"}},
+	 ": clusters[0].replicas: unknown key"},
+	{"unknown key in auth",
+	 {{"clusters[0].auth.password", STR("x")}},
+	 ": clusters[0].auth.password: unknown key"},
+	{"unknown key in endpoint",
+	 {{"clusters[0].endpoint.hold", "1"}},
+	 ": clusters[0].endpoint.hold: unknown key"},
+	{"unknown key in provisioner",
+	 {{"clusters[0].provisioner.image", STR("pg")}},
+	 ": clusters[0].provisioner.image: unknown key"},
+	{"unknown key in schedule",
+	 {{"clusters[0].schedule.at", "1"}},
+	 ": clusters[0].schedule.at: unknown key"},
+	{"unknown key in snapshots",
+	 {{"clusters[0].snapshots.kept", "3"}},
+	 ": clusters[0].snapshots.kept: unknown key"},
+	{"unknown key in rotation",
+	 {{"clusters[0].rotation", "{\"max_lag\": 1}"}},
+	 ": clusters[0].rotation.max_lag: unknown key"},
+	{"unknown key in verify",
+	 {{"clusters[0].verify", "{\"queries\": []}"}},
+	 ": clusters[0].verify.queries: unknown key"},
+	{"unknown key in connection",
+	 {{"clusters[0].bootstrap", STR("adopt")},
+	  {"clusters[0].connection",
+	   "{\"host\": \"db1\", \"port\": 5432, \"db\": \"x\"}"}},
+	 ": clusters[0].connection.db: unknown key"},
+	{"unknown key in second cluster",
+	 {{"clusters[1]", CACHE_CLUSTER},
+	  {"clusters[1].snapshots", "{\"every\": \"1h\", \"x\": 1}"}},
+	 ": clusters[1].snapshots.x: unknown key"},
 
 	/* Wrong types. */
-	{ "state_dir not a string", { { "state_dir", "5" } },
-	  ": state_dir: expected a string" },
-	{ "state_dir empty", { { "state_dir", STR("") } },
-	  ": state_dir: must not be empty" },
-	{ "api not an object", { { "api", STR("127.0.0.1:7070") } },
-	  ": api: expected an object" },
-	{ "token_file not a string", { { "api.token_file", "[]" } },
-	  ": api.token_file: expected a string" },
-	{ "clusters not an array", { { "clusters", "{}" } },
-	  ": clusters: expected an array" },
-	{ "clusters empty", { { "clusters", "[]" } },
-	  ": clusters: expected at least one cluster" },
-	{ "cluster not an object", { { "clusters[0]", "5" } },
-	  ": clusters[0]: expected an object" },
-	{ "name not a string", { { "clusters[0].name", "7" } },
-	  ": clusters[0].name: expected a string" },
-	{ "auth not an object", { { "clusters[0].auth", "[]" } },
-	  ": clusters[0].auth: expected an object" },
-	{ "auth.user not a string", { { "clusters[0].auth.user", "1" } },
-	  ": clusters[0].auth.user: expected a string" },
-	{ "run_as null", { { "clusters[0].provisioner.run_as", "null" } },
-	  ": clusters[0].provisioner.run_as: expected a string" },
-	{ "ports an integer", { { "clusters[0].provisioner.ports", "15500" } },
-	  ": clusters[0].provisioner.ports: expected a string" },
-	{ "listen an integer", { { "clusters[0].endpoint.listen", "6432" } },
-	  ": clusters[0].endpoint.listen: expected a string" },
-	{ "hold_ms a string", { { "clusters[0].endpoint.hold_ms", STR("5s") } },
-	  ": clusters[0].endpoint.hold_ms: expected an integer" },
-	{ "hold_ms a real", { { "clusters[0].endpoint.hold_ms", "1.5" } },
-	  ": clusters[0].endpoint.hold_ms: expected an integer" },
-	{ "hold_ms zero", { { "clusters[0].endpoint.hold_ms", "0" } },
-	  ": clusters[0].endpoint.hold_ms: 0 is out of range: "
-	  "expected 1 to 600000" },
-	{ "hold_ms too large", { { "clusters[0].endpoint.hold_ms", "600001" } },
-	  ": clusters[0].endpoint.hold_ms: 600001 is out of range: "
-	  "expected 1 to 600000" },
-	{ "keep a boolean", { { "clusters[0].snapshots.keep", "true" } },
-	  ": clusters[0].snapshots.keep: expected an integer" },
-	{ "keep zero", { { "clusters[0].snapshots.keep", "0" } },
-	  ": clusters[0].snapshots.keep: 0 is out of range: "
-	  "expected at least 1" },
-	{ "max_lag_bytes negative",
-	  { { "clusters[0].rotation", "{\"max_lag_bytes\": -1}" } },
-	  ": clusters[0].rotation.max_lag_bytes: -1 is out of range: "
-	  "expected at least 0" },
-	{ "schedule not an object", { { "clusters[0].schedule", STR("6h") } },
-	  ": clusters[0].schedule: expected an object" },
-	{ "schedule.every an integer",
-	  { { "clusters[0].schedule.every", "6" } },
-	  ": clusters[0].schedule.every: expected a string" },
-	{ "canary not an array",
-	  { { "clusters[0].verify", "{\"canary\": \"select 1\"}" } },
-	  ": clusters[0].verify.canary: expected an array" },
-	{ "canary with an empty query",
-	  { { "clusters[0].verify", "{\"canary\": [\"select 1\", \"\"]}" } },
-	  ": clusters[0].verify.canary[1]: expected a non-empty string" },
-	{ "canary with a number",
-	  { { "clusters[0].verify", "{\"canary\": [1]}" } },
-	  ": clusters[0].verify.canary[0]: expected a non-empty string" },
-	{ "log_level not a string", { { "log_level", "3" } },
-	  ": log_level: expected a string" },
+	{"state_dir not a string",
+	 {{"state_dir", "5"}},
+	 ": state_dir: expected a string"},
+	{"state_dir empty",
+	 {{"state_dir", STR("")}},
+	 ": state_dir: must not be empty"},
+	{"api not an object",
+	 {{"api", STR("127.0.0.1:7070")}},
+	 ": api: expected an object"},
+	{"token_file not a string",
+	 {{"api.token_file", "[]"}},
+	 ": api.token_file: expected a string"},
+	{"clusters not an array",
+	 {{"clusters", "{}"}},
+	 ": clusters: expected an array"},
+	{"clusters empty",
+	 {{"clusters", "[]"}},
+	 ": clusters: expected at least one cluster"},
+	{"cluster not an object",
+	 {{"clusters[0]", "5"}},
+	 ": clusters[0]: expected an object"},
+	{"name not a string",
+	 {{"clusters[0].name", "7"}},
+	 ": clusters[0].name: expected a string"},
+	{"auth not an object",
+	 {{"clusters[0].auth", "[]"}},
+	 ": clusters[0].auth: expected an object"},
+	{"auth.user not a string",
+	 {{"clusters[0].auth.user", "1"}},
+	 ": clusters[0].auth.user: expected a string"},
+	{"run_as null",
+	 {{"clusters[0].provisioner.run_as", "null"}},
+	 ": clusters[0].provisioner.run_as: expected a string"},
+	{"ports an integer",
+	 {{"clusters[0].provisioner.ports", "15500"}},
+	 ": clusters[0].provisioner.ports: expected a string"},
+	{"listen an integer",
+	 {{"clusters[0].endpoint.listen", "6432"}},
+	 ": clusters[0].endpoint.listen: expected a string"},
+	{"hold_ms a string",
+	 {{"clusters[0].endpoint.hold_ms", STR("5s")}},
+	 ": clusters[0].endpoint.hold_ms: expected an integer"},
+	{"hold_ms a real",
+	 {{"clusters[0].endpoint.hold_ms", "1.5"}},
+	 ": clusters[0].endpoint.hold_ms: expected an integer"},
+	{"hold_ms zero",
+	 {{"clusters[0].endpoint.hold_ms", "0"}},
+	 ": clusters[0].endpoint.hold_ms: 0 is out of range: "
+	 "expected 1 to 600000"},
+	{"hold_ms too large",
+	 {{"clusters[0].endpoint.hold_ms", "600001"}},
+	 ": clusters[0].endpoint.hold_ms: 600001 is out of range: "
+	 "expected 1 to 600000"},
+	{"keep a boolean",
+	 {{"clusters[0].snapshots.keep", "true"}},
+	 ": clusters[0].snapshots.keep: expected an integer"},
+	{"keep zero",
+	 {{"clusters[0].snapshots.keep", "0"}},
+	 ": clusters[0].snapshots.keep: 0 is out of range: "
+	 "expected at least 1"},
+	{"max_lag_bytes negative",
+	 {{"clusters[0].rotation", "{\"max_lag_bytes\": -1}"}},
+	 ": clusters[0].rotation.max_lag_bytes: -1 is out of range: "
+	 "expected at least 0"},
+	{"schedule not an object",
+	 {{"clusters[0].schedule", STR("6h")}},
+	 ": clusters[0].schedule: expected an object"},
+	{"schedule.every an integer",
+	 {{"clusters[0].schedule.every", "6"}},
+	 ": clusters[0].schedule.every: expected a string"},
+	{"canary not an array",
+	 {{"clusters[0].verify", "{\"canary\": \"select 1\"}"}},
+	 ": clusters[0].verify.canary: expected an array"},
+	{"canary with an empty query",
+	 {{"clusters[0].verify", "{\"canary\": [\"select 1\", \"\"]}"}},
+	 ": clusters[0].verify.canary[1]: expected a non-empty string"},
+	{"canary with a number",
+	 {{"clusters[0].verify", "{\"canary\": [1]}"}},
+	 ": clusters[0].verify.canary[0]: expected a non-empty string"},
+	{"log_level not a string",
+	 {{"log_level", "3"}},
+	 ": log_level: expected a string"},
 
 	/* Durations. */
-	{ "duration with a bad unit", { { "clusters[0].schedule.every",
-					  STR("6x") } },
-	  ": clusters[0].schedule.every: invalid duration \"6x\": "
-	  "use a number followed by ms, s, m, h or d" },
-	{ "duration of zero", { { "clusters[0].snapshots.every", STR("0s") } },
-	  ": clusters[0].snapshots.every: invalid duration \"0s\": "
-	  "use a number followed by ms, s, m, h or d" },
-	{ "duration without a number",
-	  { { "clusters[0].rotation", "{\"catch_up_timeout\": \"h\"}" } },
-	  ": clusters[0].rotation.catch_up_timeout: invalid duration \"h\": "
-	  "use a number followed by ms, s, m, h or d" },
-	{ "duration with a space",
-	  { { "clusters[0].rotation", "{\"switch_timeout\": \"10 s\"}" } },
-	  ": clusters[0].rotation.switch_timeout: invalid duration \"10 s\": "
-	  "use a number followed by ms, s, m, h or d" },
+	{"duration with a bad unit",
+	 {{"clusters[0].schedule.every", STR("6x")}},
+	 ": clusters[0].schedule.every: invalid duration \"6x\": "
+	 "use a number followed by ms, s, m, h or d"},
+	{"duration of zero",
+	 {{"clusters[0].snapshots.every", STR("0s")}},
+	 ": clusters[0].snapshots.every: invalid duration \"0s\": "
+	 "use a number followed by ms, s, m, h or d"},
+	{"duration without a number",
+	 {{"clusters[0].rotation", "{\"catch_up_timeout\": \"h\"}"}},
+	 ": clusters[0].rotation.catch_up_timeout: invalid duration \"h\": "
+	 "use a number followed by ms, s, m, h or d"},
+	{"duration with a space",
+	 {{"clusters[0].rotation", "{\"switch_timeout\": \"10 s\"}"}},
+	 ": clusters[0].rotation.switch_timeout: invalid duration \"10 s\": "
+	 "use a number followed by ms, s, m, h or d"},
 
 	/* Port ranges. */
-	{ "port range reversed",
-	  { { "clusters[0].provisioner.ports", STR("9-3") } },
-	  ": clusters[0].provisioner.ports: invalid port range \"9-3\": "
-	  "expected \"LOW-HIGH\" with 1 <= LOW <= HIGH <= 65535" },
-	{ "port range of one port",
-	  { { "clusters[0].provisioner.ports", STR("15500") } },
-	  ": clusters[0].provisioner.ports: invalid port range \"15500\": "
-	  "expected \"LOW-HIGH\" with 1 <= LOW <= HIGH <= 65535" },
-	{ "port range from zero",
-	  { { "clusters[0].provisioner.ports", STR("0-10") } },
-	  ": clusters[0].provisioner.ports: invalid port range \"0-10\": "
-	  "expected \"LOW-HIGH\" with 1 <= LOW <= HIGH <= 65535" },
-	{ "port range past 65535",
-	  { { "clusters[0].provisioner.ports", STR("10-65536") } },
-	  ": clusters[0].provisioner.ports: invalid port range \"10-65536\": "
-	  "expected \"LOW-HIGH\" with 1 <= LOW <= HIGH <= 65535" },
-	{ "port range negative",
-	  { { "clusters[0].provisioner.ports", STR("-5-10") } },
-	  ": clusters[0].provisioner.ports: invalid port range \"-5-10\": "
-	  "expected \"LOW-HIGH\" with 1 <= LOW <= HIGH <= 65535" },
-	{ "port range of three parts",
-	  { { "clusters[0].provisioner.ports", STR("1-2-3") } },
-	  ": clusters[0].provisioner.ports: invalid port range \"1-2-3\": "
-	  "expected \"LOW-HIGH\" with 1 <= LOW <= HIGH <= 65535" },
-	{ "port range open",
-	  { { "clusters[0].provisioner.ports", STR("10-") } },
-	  ": clusters[0].provisioner.ports: invalid port range \"10-\": "
-	  "expected \"LOW-HIGH\" with 1 <= LOW <= HIGH <= 65535" },
-	{ "port range with signs",
-	  { { "clusters[0].provisioner.ports", STR("+1-+2") } },
-	  ": clusters[0].provisioner.ports: invalid port range \"+1-+2\": "
-	  "expected \"LOW-HIGH\" with 1 <= LOW <= HIGH <= 65535" },
-	{ "port range of words",
-	  { { "clusters[0].provisioner.ports", STR("low-high") } },
-	  ": clusters[0].provisioner.ports: invalid port range "
-	  "\"low-high\": "
-	  "expected \"LOW-HIGH\" with 1 <= LOW <= HIGH <= 65535" },
+	{"port range reversed",
+	 {{"clusters[0].provisioner.ports", STR("9-3")}},
+	 ": clusters[0].provisioner.ports: invalid port range \"9-3\": "
+	 "expected \"LOW-HIGH\" with 1 <= LOW <= HIGH <= 65535"},
+	{"port range of one port",
+	 {{"clusters[0].provisioner.ports", STR("15500")}},
+	 ": clusters[0].provisioner.ports: invalid port range \"15500\": "
+	 "expected \"LOW-HIGH\" with 1 <= LOW <= HIGH <= 65535"},
+	{"port range from zero",
+	 {{"clusters[0].provisioner.ports", STR("0-10")}},
+	 ": clusters[0].provisioner.ports: invalid port range \"0-10\": "
+	 "expected \"LOW-HIGH\" with 1 <= LOW <= HIGH <= 65535"},
+	{"port range past 65535",
+	 {{"clusters[0].provisioner.ports", STR("10-65536")}},
+	 ": clusters[0].provisioner.ports: invalid port range \"10-65536\": "
+	 "expected \"LOW-HIGH\" with 1 <= LOW <= HIGH <= 65535"},
+	{"port range negative",
+	 {{"clusters[0].provisioner.ports", STR("-5-10")}},
+	 ": clusters[0].provisioner.ports: invalid port range \"-5-10\": "
+	 "expected \"LOW-HIGH\" with 1 <= LOW <= HIGH <= 65535"},
+	{"port range of three parts",
+	 {{"clusters[0].provisioner.ports", STR("1-2-3")}},
+	 ": clusters[0].provisioner.ports: invalid port range \"1-2-3\": "
+	 "expected \"LOW-HIGH\" with 1 <= LOW <= HIGH <= 65535"},
+	{"port range open",
+	 {{"clusters[0].provisioner.ports", STR("10-")}},
+	 ": clusters[0].provisioner.ports: invalid port range \"10-\": "
+	 "expected \"LOW-HIGH\" with 1 <= LOW <= HIGH <= 65535"},
+	{"port range with signs",
+	 {{"clusters[0].provisioner.ports", STR("+1-+2")}},
+	 ": clusters[0].provisioner.ports: invalid port range \"+1-+2\": "
+	 "expected \"LOW-HIGH\" with 1 <= LOW <= HIGH <= 65535"},
+	{"port range of words",
+	 {{"clusters[0].provisioner.ports", STR("low-high")}},
+	 ": clusters[0].provisioner.ports: invalid port range "
+	 "\"low-high\": "
+	 "expected \"LOW-HIGH\" with 1 <= LOW <= HIGH <= 65535"},
 
 	/* Addresses. */
-	{ "address without a port",
-	  { { "clusters[0].endpoint.listen", STR("x") } },
-	  ": clusters[0].endpoint.listen: invalid address \"x\": "
-	  "expected \"HOST:PORT\"" },
-	{ "address with port zero",
-	  { { "clusters[0].endpoint.listen", STR("127.0.0.1:0") } },
-	  ": clusters[0].endpoint.listen: invalid address \"127.0.0.1:0\": "
-	  "expected \"HOST:PORT\"" },
-	{ "address without a host",
-	  { { "clusters[0].endpoint.listen", STR(":6432") } },
-	  ": clusters[0].endpoint.listen: invalid address \":6432\": "
-	  "expected \"HOST:PORT\"" },
-	{ "address with a bad port",
-	  { { "clusters[0].endpoint.listen", STR("localhost:64x") } },
-	  ": clusters[0].endpoint.listen: invalid address \"localhost:64x\": "
-	  "expected \"HOST:PORT\"" },
-	{ "api address bad", { { "api.listen", STR("localhost") } },
-	  ": api.listen: invalid address \"localhost\": "
-	  "expected \"HOST:PORT\"" },
+	{"address without a port",
+	 {{"clusters[0].endpoint.listen", STR("x")}},
+	 ": clusters[0].endpoint.listen: invalid address \"x\": "
+	 "expected \"HOST:PORT\""},
+	{"address with port zero",
+	 {{"clusters[0].endpoint.listen", STR("127.0.0.1:0")}},
+	 ": clusters[0].endpoint.listen: invalid address \"127.0.0.1:0\": "
+	 "expected \"HOST:PORT\""},
+	{"address without a host",
+	 {{"clusters[0].endpoint.listen", STR(":6432")}},
+	 ": clusters[0].endpoint.listen: invalid address \":6432\": "
+	 "expected \"HOST:PORT\""},
+	{"address with a bad port",
+	 {{"clusters[0].endpoint.listen", STR("localhost:64x")}},
+	 ": clusters[0].endpoint.listen: invalid address \"localhost:64x\": "
+	 "expected \"HOST:PORT\""},
+	{"api address bad",
+	 {{"api.listen", STR("localhost")}},
+	 ": api.listen: invalid address \"localhost\": "
+	 "expected \"HOST:PORT\""},
 
 	/* Missing required keys, at every level. */
-	{ "missing state_dir", { { "state_dir", NULL } },
-	  ": state_dir: missing required key" },
-	{ "missing api", { { "api", NULL } }, ": api: missing required key" },
-	{ "missing api.token_file", { { "api.token_file", NULL } },
-	  ": api.token_file: missing required key" },
-	{ "missing clusters", { { "clusters", NULL } },
-	  ": clusters: missing required key" },
-	{ "missing name", { { "clusters[0].name", NULL } },
-	  ": clusters[0].name: missing required key" },
-	{ "missing engine", { { "clusters[0].engine", NULL } },
-	  ": clusters[0].engine: missing required key" },
-	{ "missing bootstrap", { { "clusters[0].bootstrap", NULL } },
-	  ": clusters[0].bootstrap: missing required key" },
-	{ "missing auth", { { "clusters[0].auth", NULL } },
-	  ": clusters[0].auth: missing required key" },
-	{ "missing auth.user", { { "clusters[0].auth.user", NULL } },
-	  ": clusters[0].auth.user: missing required key" },
-	{ "missing auth.password_file",
-	  { { "clusters[0].auth.password_file", NULL } },
-	  ": clusters[0].auth.password_file: missing required key" },
-	{ "missing endpoint", { { "clusters[0].endpoint", NULL } },
-	  ": clusters[0].endpoint: missing required key" },
-	{ "missing endpoint.listen",
-	  { { "clusters[0].endpoint.listen", NULL } },
-	  ": clusters[0].endpoint.listen: missing required key" },
-	{ "missing provisioner", { { "clusters[0].provisioner", NULL } },
-	  ": clusters[0].provisioner: missing required key" },
-	{ "missing provisioner.bin_dir",
-	  { { "clusters[0].provisioner.bin_dir", NULL } },
-	  ": clusters[0].provisioner.bin_dir: missing required key" },
-	{ "missing provisioner.ports",
-	  { { "clusters[0].provisioner.ports", NULL } },
-	  ": clusters[0].provisioner.ports: missing required key" },
-	{ "missing connection.host",
-	  { { "clusters[0].bootstrap", STR("adopt") },
-	    { "clusters[0].connection", "{\"port\": 5432}" } },
-	  ": clusters[0].connection.host: missing required key" },
-	{ "missing connection.port",
-	  { { "clusters[0].bootstrap", STR("adopt") },
-	    { "clusters[0].connection", "{\"host\": \"db1\"}" } },
-	  ": clusters[0].connection.port: missing required key" },
-	{ "missing key in second cluster",
-	  { { "clusters[1]", CACHE_CLUSTER },
-	    { "clusters[1].auth.user", NULL } },
-	  ": clusters[1].auth.user: missing required key" },
+	{"missing state_dir",
+	 {{"state_dir", NULL}},
+	 ": state_dir: missing required key"},
+	{"missing api", {{"api", NULL}}, ": api: missing required key"},
+	{"missing api.token_file",
+	 {{"api.token_file", NULL}},
+	 ": api.token_file: missing required key"},
+	{"missing clusters",
+	 {{"clusters", NULL}},
+	 ": clusters: missing required key"},
+	{"missing name",
+	 {{"clusters[0].name", NULL}},
+	 ": clusters[0].name: missing required key"},
+	{"missing engine",
+	 {{"clusters[0].engine", NULL}},
+	 ": clusters[0].engine: missing required key"},
+	{"missing bootstrap",
+	 {{"clusters[0].bootstrap", NULL}},
+	 ": clusters[0].bootstrap: missing required key"},
+	{"missing auth",
+	 {{"clusters[0].auth", NULL}},
+	 ": clusters[0].auth: missing required key"},
+	{"missing auth.user",
+	 {{"clusters[0].auth.user", NULL}},
+	 ": clusters[0].auth.user: missing required key"},
+	{"missing auth.password_file",
+	 {{"clusters[0].auth.password_file", NULL}},
+	 ": clusters[0].auth.password_file: missing required key"},
+	{"missing endpoint",
+	 {{"clusters[0].endpoint", NULL}},
+	 ": clusters[0].endpoint: missing required key"},
+	{"missing endpoint.listen",
+	 {{"clusters[0].endpoint.listen", NULL}},
+	 ": clusters[0].endpoint.listen: missing required key"},
+	{"missing provisioner",
+	 {{"clusters[0].provisioner", NULL}},
+	 ": clusters[0].provisioner: missing required key"},
+	{"missing provisioner.bin_dir",
+	 {{"clusters[0].provisioner.bin_dir", NULL}},
+	 ": clusters[0].provisioner.bin_dir: missing required key"},
+	{"missing provisioner.ports",
+	 {{"clusters[0].provisioner.ports", NULL}},
+	 ": clusters[0].provisioner.ports: missing required key"},
+	{"missing connection.host",
+	 {{"clusters[0].bootstrap", STR("adopt")},
+	  {"clusters[0].connection", "{\"port\": 5432}"}},
+	 ": clusters[0].connection.host: missing required key"},
+	{"missing connection.port",
+	 {{"clusters[0].bootstrap", STR("adopt")},
+	  {"clusters[0].connection", "{\"host\": \"db1\"}"}},
+	 ": clusters[0].connection.port: missing required key"},
+	{"missing key in second cluster",
+	 {{"clusters[1]", CACHE_CLUSTER}, {"clusters[1].auth.user", NULL}},
+	 ": clusters[1].auth.user: missing required key"},
 
 	/* Names, engines, bootstraps, kinds, levels. */
-	{ "name with a dash", { { "clusters[0].name", STR("order-db") } },
-	  ": clusters[0].name: invalid cluster name \"order-db\": "
-	  "use 1 to 32 letters, digits or underscores" },
-	{ "name too long",
-	  { { "clusters[0].name", STR("abcdefghijklmnopqrstuvwxyz0123456") } },
-	  ": clusters[0].name: invalid cluster name "
-	  "\"abcdefghijklmnopqrstuvwxyz0123456\": "
-	  "use 1 to 32 letters, digits or underscores" },
-	{ "name empty", { { "clusters[0].name", STR("") } },
-	  ": clusters[0].name: must not be empty" },
-	{ "unknown engine", { { "clusters[0].engine", STR("mysql") } },
-	  ": clusters[0].engine: unknown engine \"mysql\": "
-	  "expected \"postgres\" or \"redis\"" },
-	{ "unknown bootstrap", { { "clusters[0].bootstrap", STR("clone") } },
-	  ": clusters[0].bootstrap: unknown bootstrap \"clone\": "
-	  "expected \"initdb\", \"empty\" or \"adopt\"" },
-	{ "bootstrap empty for postgres",
-	  { { "clusters[0].bootstrap", STR("empty") } },
-	  ": clusters[0].bootstrap: bootstrap \"empty\" requires engine "
-	  "\"redis\"" },
-	{ "bootstrap initdb for redis",
-	  { { "clusters[0].engine", STR("redis") } },
-	  ": clusters[0].bootstrap: bootstrap \"initdb\" requires engine "
-	  "\"postgres\"" },
-	{ "adopt without connection",
-	  { { "clusters[0].bootstrap", STR("adopt") } },
-	  ": clusters[0].connection: missing required key for bootstrap "
-	  "\"adopt\"" },
-	{ "connection without adopt",
-	  { { "clusters[0].connection", CONNECTION } },
-	  ": clusters[0].connection: only allowed with bootstrap \"adopt\"" },
-	{ "connection not an object",
-	  { { "clusters[0].bootstrap", STR("adopt") },
-	    { "clusters[0].connection", STR("db1:5432") } },
-	  ": clusters[0].connection: expected an object" },
-	{ "connection port out of range",
-	  { { "clusters[0].bootstrap", STR("adopt") },
-	    { "clusters[0].connection",
-	      "{\"host\": \"db1\", \"port\": 70000}" } },
-	  ": clusters[0].connection.port: 70000 is out of range: "
-	  "expected 1 to 65535" },
-	{ "unknown provisioner kind",
-	  { { "clusters[0].provisioner.kind", STR("docker") } },
-	  ": clusters[0].provisioner.kind: unknown provisioner kind "
-	  "\"docker\": only \"local\" is supported" },
-	{ "unknown log level", { { "log_level", STR("trace") } },
-	  ": log_level: unknown log level \"trace\": "
-	  "expected error, warning, info or debug" },
+	{"name with a dash",
+	 {{"clusters[0].name", STR("order-db")}},
+	 ": clusters[0].name: invalid cluster name \"order-db\": "
+	 "use 1 to 32 letters, digits or underscores"},
+	{"name too long",
+	 {{"clusters[0].name", STR("abcdefghijklmnopqrstuvwxyz0123456")}},
+	 ": clusters[0].name: invalid cluster name "
+	 "\"abcdefghijklmnopqrstuvwxyz0123456\": "
+	 "use 1 to 32 letters, digits or underscores"},
+	{"name empty",
+	 {{"clusters[0].name", STR("")}},
+	 ": clusters[0].name: must not be empty"},
+	{"unknown engine",
+	 {{"clusters[0].engine", STR("mysql")}},
+	 ": clusters[0].engine: unknown engine \"mysql\": "
+	 "expected \"postgres\" or \"redis\""},
+	{"unknown bootstrap",
+	 {{"clusters[0].bootstrap", STR("clone")}},
+	 ": clusters[0].bootstrap: unknown bootstrap \"clone\": "
+	 "expected \"initdb\", \"empty\" or \"adopt\""},
+	{"bootstrap empty for postgres",
+	 {{"clusters[0].bootstrap", STR("empty")}},
+	 ": clusters[0].bootstrap: bootstrap \"empty\" requires engine "
+	 "\"redis\""},
+	{"bootstrap initdb for redis",
+	 {{"clusters[0].engine", STR("redis")}},
+	 ": clusters[0].bootstrap: bootstrap \"initdb\" requires engine "
+	 "\"postgres\""},
+	{"adopt without connection",
+	 {{"clusters[0].bootstrap", STR("adopt")}},
+	 ": clusters[0].connection: missing required key for bootstrap "
+	 "\"adopt\""},
+	{"connection without adopt",
+	 {{"clusters[0].connection", CONNECTION}},
+	 ": clusters[0].connection: only allowed with bootstrap \"adopt\""},
+	{"connection not an object",
+	 {{"clusters[0].bootstrap", STR("adopt")},
+	  {"clusters[0].connection", STR("db1:5432")}},
+	 ": clusters[0].connection: expected an object"},
+	{"connection port out of range",
+	 {{"clusters[0].bootstrap", STR("adopt")},
+	  {"clusters[0].connection", "{\"host\": \"db1\", \"port\": 70000}"}},
+	 ": clusters[0].connection.port: 70000 is out of range: "
+	 "expected 1 to 65535"},
+	{"unknown provisioner kind",
+	 {{"clusters[0].provisioner.kind", STR("docker")}},
+	 ": clusters[0].provisioner.kind: unknown provisioner kind "
+	 "\"docker\": only \"local\" is supported"},
+	{"unknown log level",
+	 {{"log_level", STR("trace")}},
+	 ": log_level: unknown log level \"trace\": "
+	 "expected error, warning, info or debug"},
 
 	/* server_settings. */
-	{ "server_settings not an object",
-	  { { "clusters[0].server_settings", "[]" } },
-	  ": clusters[0].server_settings: expected an object" },
-	{ "setting name in capitals",
-	  { { "clusters[0].server_settings", "{\"Work_Mem\": \"4MB\"}" } },
-	  ": clusters[0].server_settings.Work_Mem: invalid setting name "
-	  "\"Work_Mem\": use lowercase letters, underscores and dots" },
-	{ "setting name with a dash",
-	  { { "clusters[0].server_settings",
-	      "{\"work_mem\": \"4MB\", \"max-conn\": 1}" } },
-	  ": clusters[0].server_settings.max-conn: invalid setting name "
-	  "\"max-conn\": use lowercase letters, underscores and dots" },
-	{ "setting name empty",
-	  { { "clusters[0].server_settings", "{\"\": 1}" } },
-	  ": clusters[0].server_settings: invalid setting name \"\": "
-	  "use lowercase letters, underscores and dots" },
-	{ "setting value null",
-	  { { "clusters[0].server_settings", "{\"work_mem\": null}" } },
-	  ": clusters[0].server_settings.work_mem: "
-	  "expected a string, number or boolean" },
-	{ "setting value an array",
-	  { { "clusters[0].server_settings", "{\"search_path\": [\"a\"]}" } },
-	  ": clusters[0].server_settings.search_path: "
-	  "expected a string, number or boolean" },
-	{ "setting value an object",
-	  { { "clusters[0].server_settings", "{\"jit\": {}}" } },
-	  ": clusters[0].server_settings.jit: "
-	  "expected a string, number or boolean" },
+	{"server_settings not an object",
+	 {{"clusters[0].server_settings", "[]"}},
+	 ": clusters[0].server_settings: expected an object"},
+	{"setting name in capitals",
+	 {{"clusters[0].server_settings", "{\"Work_Mem\": \"4MB\"}"}},
+	 ": clusters[0].server_settings.Work_Mem: invalid setting name "
+	 "\"Work_Mem\": use lowercase letters, underscores and dots"},
+	{"setting name with a dash",
+	 {{"clusters[0].server_settings",
+	   "{\"work_mem\": \"4MB\", \"max-conn\": 1}"}},
+	 ": clusters[0].server_settings.max-conn: invalid setting name "
+	 "\"max-conn\": use lowercase letters, underscores and dots"},
+	{"setting name empty",
+	 {{"clusters[0].server_settings", "{\"\": 1}"}},
+	 ": clusters[0].server_settings: invalid setting name \"\": "
+	 "use lowercase letters, underscores and dots"},
+	{"setting value null",
+	 {{"clusters[0].server_settings", "{\"work_mem\": null}"}},
+	 ": clusters[0].server_settings.work_mem: "
+	 "expected a string, number or boolean"},
+	{"setting value an array",
+	 {{"clusters[0].server_settings", "{\"search_path\": [\"a\"]}"}},
+	 ": clusters[0].server_settings.search_path: "
+	 "expected a string, number or boolean"},
+	{"setting value an object",
+	 {{"clusters[0].server_settings", "{\"jit\": {}}"}},
+	 ": clusters[0].server_settings.jit: "
+	 "expected a string, number or boolean"},
 
 	/* Checks between clusters. */
-	{ "duplicate cluster name",
-	  { { "clusters[1]", CACHE_CLUSTER },
-	    { "clusters[1].name", STR("orders") } },
-	  ": clusters[1].name: duplicate cluster name \"orders\" "
-	  "(first at clusters[0].name)" },
-	{ "duplicate name in third cluster",
-	  { { "clusters[1]", CACHE_CLUSTER },
-	    { "clusters[2]", CACHE_CLUSTER } },
-	  ": clusters[2].name: duplicate cluster name \"cache\" "
-	  "(first at clusters[1].name)" },
-	{ "endpoints on the same address",
-	  { { "clusters[1]", CACHE_CLUSTER },
-	    { "clusters[1].endpoint.listen", STR("127.0.0.1:6432") } },
-	  ": clusters[1].endpoint.listen: address \"127.0.0.1:6432\" "
-	  "is already used by clusters[0].endpoint.listen" },
-	{ "endpoint on every interface, same port",
-	  { { "clusters[1]", CACHE_CLUSTER },
-	    { "clusters[1].endpoint.listen", STR("0.0.0.0:6432") } },
-	  ": clusters[1].endpoint.listen: address \"0.0.0.0:6432\" "
-	  "is already used by clusters[0].endpoint.listen" },
-	{ "endpoint on api.listen",
-	  { { "clusters[0].endpoint.listen", STR("127.0.0.1:7070") } },
-	  ": clusters[0].endpoint.listen: address \"127.0.0.1:7070\" "
-	  "is already used by api.listen" },
-	{ "endpoint on default api.listen",
-	  { { "api.listen", NULL },
-	    { "clusters[0].endpoint.listen", STR("127.0.0.1:7070") } },
-	  ": clusters[0].endpoint.listen: address \"127.0.0.1:7070\" "
-	  "is already used by api.listen" },
-	{ "port ranges overlap at one end",
-	  { { "clusters[1]", CACHE_CLUSTER },
-	    { "clusters[1].provisioner.ports", STR("15599-15700") } },
-	  ": clusters[1].provisioner.ports: port range 15599-15700 overlaps "
-	  "clusters[0].provisioner.ports (15500-15599)" },
-	{ "port range inside another",
-	  { { "clusters[1]", CACHE_CLUSTER },
-	    { "clusters[1].provisioner.ports", STR("15510-15520") } },
-	  ": clusters[1].provisioner.ports: port range 15510-15520 overlaps "
-	  "clusters[0].provisioner.ports (15500-15599)" },
-	{ "port range around another",
-	  { { "clusters[1]", CACHE_CLUSTER },
-	    { "clusters[1].provisioner.ports", STR("15000-15999") } },
-	  ": clusters[1].provisioner.ports: port range 15000-15999 overlaps "
-	  "clusters[0].provisioner.ports (15500-15599)" },
-	{ "endpoint inside its own port range",
-	  { { "clusters[0].endpoint.listen", STR("127.0.0.1:15550") } },
-	  ": clusters[0].endpoint.listen: port 15550 lies inside "
-	  "clusters[0].provisioner.ports (15500-15599)" },
-	{ "endpoint inside an earlier cluster's range",
-	  { { "clusters[1]", CACHE_CLUSTER },
-	    { "clusters[1].endpoint.listen", STR("127.0.0.1:15500") } },
-	  ": clusters[1].endpoint.listen: port 15500 lies inside "
-	  "clusters[0].provisioner.ports (15500-15599)" },
-	{ "endpoint inside a later cluster's range",
-	  { { "clusters[1]", CACHE_CLUSTER },
-	    { "clusters[0].endpoint.listen", STR("127.0.0.1:16099") } },
-	  ": clusters[0].endpoint.listen: port 16099 lies inside "
-	  "clusters[1].provisioner.ports (16000-16099)" },
-	{ "api inside a port range", { { "api.listen", STR("[::1]:15599") } },
-	  ": api.listen: port 15599 lies inside "
-	  "clusters[0].provisioner.ports (15500-15599)" },
+	{"duplicate cluster name",
+	 {{"clusters[1]", CACHE_CLUSTER}, {"clusters[1].name", STR("orders")}},
+	 ": clusters[1].name: duplicate cluster name \"orders\" "
+	 "(first at clusters[0].name)"},
+	{"duplicate name in third cluster",
+	 {{"clusters[1]", CACHE_CLUSTER}, {"clusters[2]", CACHE_CLUSTER}},
+	 ": clusters[2].name: duplicate cluster name \"cache\" "
+	 "(first at clusters[1].name)"},
+	{"endpoints on the same address",
+	 {{"clusters[1]", CACHE_CLUSTER},
+	  {"clusters[1].endpoint.listen", STR("127.0.0.1:6432")}},
+	 ": clusters[1].endpoint.listen: address \"127.0.0.1:6432\" "
+	 "is already used by clusters[0].endpoint.listen"},
+	{"endpoint on every interface, same port",
+	 {{"clusters[1]", CACHE_CLUSTER},
+	  {"clusters[1].endpoint.listen", STR("0.0.0.0:6432")}},
+	 ": clusters[1].endpoint.listen: address \"0.0.0.0:6432\" "
+	 "is already used by clusters[0].endpoint.listen"},
+	{"endpoint on api.listen",
+	 {{"clusters[0].endpoint.listen", STR("127.0.0.1:7070")}},
+	 ": clusters[0].endpoint.listen: address \"127.0.0.1:7070\" "
+	 "is already used by api.listen"},
+	{"endpoint on default api.listen",
+	 {{"api.listen", NULL},
+	  {"clusters[0].endpoint.listen", STR("127.0.0.1:7070")}},
+	 ": clusters[0].endpoint.listen: address \"127.0.0.1:7070\" "
+	 "is already used by api.listen"},
+	{"port ranges overlap at one end",
+	 {{"clusters[1]", CACHE_CLUSTER},
+	  {"clusters[1].provisioner.ports", STR("15599-15700")}},
+	 ": clusters[1].provisioner.ports: port range 15599-15700 overlaps "
+	 "clusters[0].provisioner.ports (15500-15599)"},
+	{"port range inside another",
+	 {{"clusters[1]", CACHE_CLUSTER},
+	  {"clusters[1].provisioner.ports", STR("15510-15520")}},
+	 ": clusters[1].provisioner.ports: port range 15510-15520 overlaps "
+	 "clusters[0].provisioner.ports (15500-15599)"},
+	{"port range around another",
+	 {{"clusters[1]", CACHE_CLUSTER},
+	  {"clusters[1].provisioner.ports", STR("15000-15999")}},
+	 ": clusters[1].provisioner.ports: port range 15000-15999 overlaps "
+	 "clusters[0].provisioner.ports (15500-15599)"},
+	{"endpoint inside its own port range",
+	 {{"clusters[0].endpoint.listen", STR("127.0.0.1:15550")}},
+	 ": clusters[0].endpoint.listen: port 15550 lies inside "
+	 "clusters[0].provisioner.ports (15500-15599)"},
+	{"endpoint inside an earlier cluster's range",
+	 {{"clusters[1]", CACHE_CLUSTER},
+	  {"clusters[1].endpoint.listen", STR("127.0.0.1:15500")}},
+	 ": clusters[1].endpoint.listen: port 15500 lies inside "
+	 "clusters[0].provisioner.ports (15500-15599)"},
+	{"endpoint inside a later cluster's range",
+	 {{"clusters[1]", CACHE_CLUSTER},
+	  {"clusters[0].endpoint.listen", STR("127.0.0.1:16099")}},
+	 ": clusters[0].endpoint.listen: port 16099 lies inside "
+	 "clusters[1].provisioner.ports (16000-16099)"},
+	{"api inside a port range",
+	 {{"api.listen", STR("[::1]:15599")}},
+	 ": api.listen: port 15599 lies inside "
+	 "clusters[0].provisioner.ports (15500-15599)"},
 };
 
 /* A file that is not valid JSON, or not a JSON object. */
@@ -439,25 +476,24 @@ struct raw_case {
 };
 
 static const struct raw_case raw_cases[] = {
-	{ "invalid JSON: missing value",
-	  "{\n  \"state_dir\": \"/x\",\n  \"api\": }\n",
-	  ":3:10: invalid JSON: unexpected token near '}'" },
-	{ "invalid JSON: trailing comma",
-	  "{\n\t\"state_dir\": \"/x\",\n}", ":3:1: invalid JSON: " },
-	{ "invalid JSON: duplicate key",
-	  "{\"state_dir\": \"/a\",\n \"state_dir\": \"/b\"}",
-	  ":2:12: invalid JSON: duplicate object key" },
-	{ "invalid JSON: unterminated string", "{\"state_dir\": \"/x",
-	  ":1:17: invalid JSON: " },
-	{ "invalid JSON: empty file", "", ":1:0: invalid JSON: " },
-	{ "invalid JSON: scalar at top level", "42", ":1:2: invalid JSON: " },
-	{ "invalid JSON: NUL in a string", "{\"state_dir\": \"/x\\u0000\"}",
-	  ":1:24: invalid JSON: \\u0000 is not allowed" },
-	{ "top level an array", "[]", ": expected an object at the top level" },
-	{ "empty key at top level", "{\"\": 1}", ": unknown key \"\"" },
-	{ "empty key in api",
-	  "{\"state_dir\": \"/x\", \"api\": {\"\": 1}}",
-	  ": api: unknown key \"\"" },
+	{"invalid JSON: missing value",
+	 "{\n  \"state_dir\": \"/x\",\n  \"api\": }\n",
+	 ":3:10: invalid JSON: unexpected token near '}'"},
+	{"invalid JSON: trailing comma", "{\n\t\"state_dir\": \"/x\",\n}",
+	 ":3:1: invalid JSON: "},
+	{"invalid JSON: duplicate key",
+	 "{\"state_dir\": \"/a\",\n \"state_dir\": \"/b\"}",
+	 ":2:12: invalid JSON: duplicate object key"},
+	{"invalid JSON: unterminated string", "{\"state_dir\": \"/x",
+	 ":1:17: invalid JSON: "},
+	{"invalid JSON: empty file", "", ":1:0: invalid JSON: "},
+	{"invalid JSON: scalar at top level", "42", ":1:2: invalid JSON: "},
+	{"invalid JSON: NUL in a string", "{\"state_dir\": \"/x\\u0000\"}",
+	 ":1:24: invalid JSON: \\u0000 is not allowed"},
+	{"top level an array", "[]", ": expected an object at the top level"},
+	{"empty key at top level", "{\"\": 1}", ": unknown key \"\""},
+	{"empty key in api", "{\"state_dir\": \"/x\", \"api\": {\"\": 1}}",
+	 ": api: unknown key \"\""},
 };
 
 /* Write TEXT to a new file under /tmp and put its name into PATH. */
@@ -685,13 +721,10 @@ static const char full_json[] =
 static void test_full_config(void **state)
 {
 	static const char *const settings[][2] = {
-		{ "shared_buffers", "256MB" },
-		{ "max_connections", "200" },
-		{ "random_page_cost", "1.1" },
-		{ "jit", "off" },
-		{ "hot_standby", "on" },
-		{ "pg_stat_statements.max", "-1" },
-		{ "search_path", "" },
+		{"shared_buffers", "256MB"}, {"max_connections", "200"},
+		{"random_page_cost", "1.1"}, {"jit", "off"},
+		{"hot_standby", "on"},	     {"pg_stat_statements.max", "-1"},
+		{"search_path", ""},
 	};
 	char path[64], err[CONFIG_ERR_LEN];
 	struct config *cfg = load_text(full_json, path, err);
@@ -779,7 +812,7 @@ static void test_directory(void **state)
 static void test_short_buffer(void **state)
 {
 	char path[64], err[16];
-	char *text = edited_json((struct edit[]){ { "state_dir", NULL } }, 1);
+	char *text = edited_json((struct edit[]){{"state_dir", NULL}}, 1);
 
 	write_temp(text, path, sizeof(path));
 	free(text);

@@ -48,8 +48,8 @@
 struct echo_conn;
 
 struct backend {
-	const char *prefix;	/* sent first on every connection */
-	size_t flood_len;	/* > 0: send this many bytes and close */
+	const char *prefix; /* sent first on every connection */
+	size_t flood_len;   /* > 0: send this many bytes and close */
 	struct evconnlistener *listener;
 	int port;
 	struct echo_conn *conns;
@@ -71,8 +71,8 @@ struct fixture {
 	struct backend c;
 	struct backend d;
 	struct endpoint *ep;
-	int port;		/* the endpoint's */
-	int refused_port;	/* nothing listens here */
+	int port;	  /* the endpoint's */
+	int refused_port; /* nothing listens here */
 };
 
 struct sender {
@@ -128,9 +128,8 @@ static void echo_event_cb(struct bufferevent *bev, short what, void *arg)
 		echo_free(arg);
 }
 
-static void echo_accept_cb(struct evconnlistener *listener,
-			   evutil_socket_t fd, struct sockaddr *addr,
-			   int addrlen, void *arg)
+static void echo_accept_cb(struct evconnlistener *listener, evutil_socket_t fd,
+			   struct sockaddr *addr, int addrlen, void *arg)
 {
 	struct backend *b = arg;
 	struct echo_conn *c = xcalloc(1, sizeof(*c));
@@ -199,11 +198,10 @@ static void backend_start(struct fixture *f, struct backend *b,
 
 	b->prefix = prefix;
 	b->flood_len = flood_len;
-	b->listener = evconnlistener_new_bind(f->base, echo_accept_cb, b,
-					      LEV_OPT_CLOSE_ON_FREE |
-						      LEV_OPT_REUSEABLE,
-					      -1, (struct sockaddr *)&sin,
-					      sizeof(sin));
+	b->listener = evconnlistener_new_bind(
+		f->base, echo_accept_cb, b,
+		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, -1,
+		(struct sockaddr *)&sin, sizeof(sin));
 	assert_non_null(b->listener);
 	b->port = bound_port(evconnlistener_get_fd(b->listener));
 }
@@ -275,7 +273,7 @@ static int setup_short_hold(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	struct timeval now = { 0, 0 };
+	struct timeval now = {0, 0};
 
 	if (f->loop_started) {
 		if (event_base_once(f->base, -1, EV_TIMEOUT, loop_stop_cb,
@@ -295,8 +293,8 @@ static int teardown(void **state)
 
 static void set_timeout(int fd, int option, int64_t ms)
 {
-	struct timeval tv = { .tv_sec = ms / 1000,
-			      .tv_usec = (ms % 1000) * 1000 };
+	struct timeval tv = {.tv_sec = ms / 1000,
+			     .tv_usec = (ms % 1000) * 1000};
 
 	assert_int_equal(setsockopt(fd, SOL_SOCKET, option, &tv, sizeof(tv)),
 			 0);
@@ -319,8 +317,7 @@ static int client_connect_rcvbuf(int port, int rcvbuf)
 				 0);
 	set_timeout(fd, SO_RCVTIMEO, WAIT_MS);
 	set_timeout(fd, SO_SNDTIMEO, WAIT_MS);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)),
-			 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
 	return fd;
 }
 
@@ -416,8 +413,8 @@ static bool wait_stat(struct endpoint *ep, size_t offset, uint64_t want)
 	return false;
 }
 
-#define assert_stat_becomes(ep, field, want)                             \
-	assert_true(wait_stat((ep), offsetof(struct endpoint_stats, field), \
+#define assert_stat_becomes(ep, field, want)                                   \
+	assert_true(wait_stat((ep), offsetof(struct endpoint_stats, field),    \
 			      (want)))
 
 static void *sender_main(void *arg)
@@ -426,8 +423,8 @@ static void *sender_main(void *arg)
 	size_t sent = 0;
 
 	while (sent < s->len) {
-		ssize_t n = send(s->fd, s->buf + sent, s->len - sent,
-				 MSG_NOSIGNAL);
+		ssize_t n =
+			send(s->fd, s->buf + sent, s->len - sent, MSG_NOSIGNAL);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -455,8 +452,7 @@ static void test_forward_large_payload(void **state)
 	fill_pattern(payload, PAYLOAD_LEN);
 	endpoint_set_target(f->ep, "127.0.0.1", f->a.port);
 	fd = client_connect_rcvbuf(f->port, SLOW_RCVBUF);
-	sender = (struct sender){ .fd = fd, .buf = payload,
-				  .len = PAYLOAD_LEN };
+	sender = (struct sender){.fd = fd, .buf = payload, .len = PAYLOAD_LEN};
 	assert_int_equal(pthread_create(&thread, NULL, sender_main, &sender),
 			 0);
 	sleep_ms(200);
@@ -487,8 +483,7 @@ static void expect_flood(struct fixture *f, struct backend *b, size_t len,
 	endpoint_set_target(f->ep, "localhost", b->port);
 	fd = client_connect_rcvbuf(f->port, rcvbuf);
 	sleep_ms(300);
-	assert_int_equal(read_exact(fd, reply, len + 2, 3 * WAIT_MS),
-			 len + 2);
+	assert_int_equal(read_exact(fd, reply, len + 2, 3 * WAIT_MS), len + 2);
 	assert_memory_equal(reply, b->prefix, 2);
 	assert_memory_equal(reply + 2, want, len);
 	assert_true(sees_eof(fd));
@@ -706,8 +701,8 @@ static void test_new_errors(void **state)
 
 	assert_null(endpoint_new(f->base, "dup", "127.0.0.1", f->a.port, 100,
 				 err, sizeof(err)));
-	snprintf(want, sizeof(want), "could not listen on 127.0.0.1:%d: ",
-		 f->a.port);
+	snprintf(want, sizeof(want),
+		 "could not listen on 127.0.0.1:%d: ", f->a.port);
 	assert_memory_equal(err, want, strlen(want));
 	assert_null(endpoint_new(f->base, "bad", "db.example.com", 5432, 100,
 				 err, sizeof(err)));

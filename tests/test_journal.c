@@ -85,8 +85,8 @@ static void write_two_rotations(const char *path)
 	       "provisioning");
 	append(journal, "{s:s,s:s,s:i}", "rotation", "main-7", "state",
 	       "catching_up", "port", 5433);
-	append(journal, "{s:s,s:s,s:s}", "rotation", "cache-3", "state",
-	       "done", "dir", "/var/lib/rotator/cache/3");
+	append(journal, "{s:s,s:s,s:s}", "rotation", "cache-3", "state", "done",
+	       "dir", "/var/lib/rotator/cache/3");
 	append(journal, "{s:s,s:s}", "rotation", "main-7", "state", "fenced");
 	journal_close(journal);
 }
@@ -145,21 +145,20 @@ static void test_replay_merges(void **state)
 	assert_int_equal(json_object_size(active), 2);
 	main7 = json_object_get(active, "main-7");
 	assert_string_equal(state_of(active, "main-7"), "fenced");
-	assert_int_equal(json_integer_value(json_object_get(main7,
-							    "generation")),
-			 7);
+	assert_int_equal(
+		json_integer_value(json_object_get(main7, "generation")), 7);
 	assert_int_equal(json_integer_value(json_object_get(main7, "port")),
 			 5433);
-	assert_string_equal(json_string_value(json_object_get(main7,
-							      "rotation")),
-			    "main-7");
+	assert_string_equal(
+		json_string_value(json_object_get(main7, "rotation")),
+		"main-7");
 	assert_true(json_is_string(json_object_get(main7, "time")));
 	assert_string_equal(state_of(active, "cache-3"), "done");
 	assert_string_equal(json_string_value(json_object_get(
 				    json_object_get(active, "cache-3"), "dir")),
 			    "/var/lib/rotator/cache/3");
-	assert_null(json_object_get(json_object_get(active, "cache-3"),
-				    "port"));
+	assert_null(
+		json_object_get(json_object_get(active, "cache-3"), "port"));
 	json_decref(active);
 }
 
@@ -213,7 +212,8 @@ static void test_final_line_without_newline_skipped(void **state)
 	json_t *active;
 
 	write_two_rotations(fx->path);
-	append_raw(fx->path, "{\"rotation\":\"main-7\",\"state\":\"promoted\"}");
+	append_raw(fx->path,
+		   "{\"rotation\":\"main-7\",\"state\":\"promoted\"}");
 	active = replay_ok(fx->path);
 	assert_string_equal(state_of(active, "main-7"), "fenced");
 	json_decref(active);
@@ -241,8 +241,7 @@ static void test_append_after_torn_tail(void **state)
 	write_two_rotations(fx->path);
 	append_raw(fx->path, "{\"rotation\":\"main-7\",\"state\":\"prom");
 	journal = open_journal(fx->path);
-	append(journal, "{s:s,s:s}", "rotation", "main-7", "state",
-	       "promoted");
+	append(journal, "{s:s,s:s}", "rotation", "main-7", "state", "promoted");
 	journal_close(journal);
 	assert_int_equal(count_lines(fx->path), 6);
 	active = replay_ok(fx->path);
@@ -341,7 +340,7 @@ static void *write_many(void *arg)
 /* Every line whole, and each thread's records in the order it wrote. */
 static void check_lines_whole(const char *path)
 {
-	int next[N_THREADS] = { 0 };
+	int next[N_THREADS] = {0};
 	char *buf = read_file(path, NULL), *line, *save = NULL;
 	int lines = 0;
 
@@ -353,14 +352,14 @@ static void check_lines_whole(const char *path)
 		int id;
 
 		assert_non_null(record);
-		rotation = json_string_value(json_object_get(record,
-							     "rotation"));
+		rotation =
+			json_string_value(json_object_get(record, "rotation"));
 		assert_non_null(rotation);
 		assert_int_equal(sscanf(rotation, "thread-%d", &id), 1);
 		assert_in_range(id, 0, N_THREADS - 1);
-		assert_int_equal(json_integer_value(json_object_get(record,
-								    "i")),
-				 next[id]);
+		assert_int_equal(
+			json_integer_value(json_object_get(record, "i")),
+			next[id]);
 		next[id]++;
 		lines++;
 		json_decref(record);
@@ -378,7 +377,7 @@ static void test_concurrent_appends(void **state)
 	json_t *active;
 
 	for (int i = 0; i < N_THREADS; i++) {
-		writers[i] = (struct writer){ .journal = journal, .id = i };
+		writers[i] = (struct writer){.journal = journal, .id = i};
 		assert_int_equal(pthread_create(&threads[i], NULL, write_many,
 						&writers[i]),
 				 0);

@@ -57,8 +57,8 @@ static void record(struct fixture *f, const char *id, const char *sha)
 {
 	char err[512];
 	struct audit *a = audit_open(f->audit_path, err, sizeof(err));
-	json_t *fields = json_pack("{s:s, s:s}", "snapshot", id,
-				   "manifest_sha256", sha);
+	json_t *fields =
+		json_pack("{s:s, s:s}", "snapshot", id, "manifest_sha256", sha);
 
 	assert_non_null(a);
 	assert_int_equal(audit_append(a, "restore_point", "orders", fields), 0);
@@ -72,8 +72,7 @@ static void write_then_read_gives_same_hash(void **state)
 	char sha_w[SHA256_HEX_LEN + 1], sha_r[SHA256_HEX_LEN + 1], err[512];
 	json_t *m = sample("orders-000001"), *back;
 
-	assert_int_equal(manifest_write(f->dir, m, sha_w, err, sizeof(err)),
-			 0);
+	assert_int_equal(manifest_write(f->dir, m, sha_w, err, sizeof(err)), 0);
 	back = manifest_read(f->dir, sha_r, err, sizeof(err));
 	assert_non_null(back);
 	assert_string_equal(sha_w, sha_r);
