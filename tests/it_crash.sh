@@ -1,0 +1,44 @@
+#!/bin/sh
+# The daemon killed (SIGKILL) in the middle of a rotation: at the next
+# start the journal shows the rotation in flight and it is rolled back,
+# since it had not reached the commit point.
+. "$(dirname "$0")/lib.sh"
+
+write_secrets
+# The canary sleeps, so that the rotation is surely in "verifying" when
+# the daemon is killed.
+write_config 17076 16446 15700-15719 ',
+      "verify": { "canary": [ "SELECT pg_sleep(4)" ] }'
+check "daemon starts" start_daemon
+TOKEN=$(cat "$T/token")
+old_port=$(primary_port)
+check "a rotation starts" \
+	[ "$(api POST /v1/clusters/orders/rotate '{"reason": "crash test"}' "$TOKEN")" = 202 ]
+id=$(json_get id <"$T/body")
+verifying() {
+	api GET "/v1/rotations/$id" >/dev/null
+	grep -q '"state": "verifying"' "$T/body"
+}
+check "it reaches verifying" wait_for 60 verifying
+kill -KILL "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null
+DAEMON_PID=""
+check "the fresh node was left behind by the crash" \
+	[ "$(ls "$T/state/clusters/orders/nodes" | wc -l)" -eq 2 ]
+
+check "the daemon starts again" start_daemon
+check "the rotation was rolled back: one member, the old primary" \
+	[ "$(primary_port)" = "$old_port" ]
+check "the fresh node's directory is gone" \
+	[ "$(ls "$T/state/clusters/orders/nodes")" = 1 ]
+check "only the old primary's postmaster runs" \
+	[ "$(ps -eo args | grep -c "[p]ostgres -D $T")" -eq 1 ]
+check "the audit log records the abort with the step it was in" \
+	sh -c "\"$ROTATOR\" -c \"$T/rotator.json\" audit list | grep rotation_aborted | grep -q 'stopped during verifying'"
+check "the journal holds nothing in flight" \
+	[ ! -s "$T/state/journal.log" ]
+check "the endpoint serves the old primary" \
+	[ "$(PGPASSWORD=$(cat "$T/password") "$PG_BIN/psql" -X -A -t -h 127.0.0.1 \
+	-p "$EP_PORT" -U rotator -d postgres -c 'SELECT pg_is_in_recovery()')" = f ]
+check "audit verify passes" rot audit verify
+finish
