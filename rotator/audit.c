@@ -212,6 +212,79 @@ int audit_verify(const char *path, uint64_t *n_lines, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Bring the head forward over LAST (the whole, verified last line, LEN
+ * bytes) when it is exactly one line behind it: the mark of a crash
+ * between the sync of the line and the rename of the head.
+ */
+static void settle_head(const char *path, const struct chain_tip *tip,
+			const char *last, size_t len)
+{
+	char *head_path = head_path_of(path), *text;
+	json_t *head = json_load_file(head_path, 0, NULL), *entry;
+	const char *prev;
+
+	entry = json_loadb(last, len, 0, NULL);
+	prev = json_string_value(json_object_get(entry, "prev"));
+	if (prev &&
+	    json_integer_value(json_object_get(head, "seq")) ==
+		    (json_int_t)tip->seq - 1 &&
+	    json_is_string(json_object_get(head, "hash")) &&
+	    strcmp(json_string_value(json_object_get(head, "hash")), prev) ==
+		    0) {
+		log_warning(
+			"audit log \"%s\": bringing the head forward over line %llu, appended just before a crash",
+			path, (unsigned long long)tip->seq);
+		text = xasprintf("{\"seq\":%llu,\"hash\":\"%s\"}\n",
+				 (unsigned long long)tip->seq, tip->hash);
+		if (write_file_durable(head_path, text, strlen(text),
+				       AUDIT_MODE) == -1)
+			log_error("could not write \"%s\": %s", head_path,
+				  strerror(errno));
+		free(text);
+	}
+	json_decref(entry);
+	json_decref(head);
+	free(head_path);
+}
+
+/*
+ * Settle what a crash inside audit_append() can leave, before the chain is
+ * checked.  A torn last line was never reported as appended (the head is
+ * written after the line is synced), so it is cut off; a head one line
+ * behind a whole last line is brought forward.  Anything else, such as a
+ * line removed after its head was written, is left for check_log() to
+ * report.  audit_verify() settles nothing: it reports what it finds.
+ */
+static void settle_crash(const char *path)
+{
+	struct chain_tip tip = {0};
+	size_t len = 0, keep, last;
+	char err[512], *buf, *nl;
+
+	buf = read_file(path, &len);
+	if (!buf)
+		return;
+	if (len > 0 && buf[len - 1] != '\n') {
+		nl = memrchr(buf, '\n', len);
+		keep = nl ? (size_t)(nl - buf) + 1 : 0;
+		log_warning(
+			"audit log \"%s\": cutting off a torn last line left by a crash",
+			path);
+		if (truncate(path, (off_t)keep) == -1)
+			log_error("could not truncate \"%s\": %s", path,
+				  strerror(errno));
+		len = keep;
+	}
+	memcpy(tip.hash, zero_hash, sizeof(tip.hash));
+	if (len > 0 && check_lines(buf, len, &tip, err, sizeof(err)) == 0) {
+		nl = memrchr(buf, '\n', len - 1);
+		last = nl ? (size_t)(nl - buf) + 1 : 0;
+		settle_head(path, &tip, buf + last, len - 1 - last);
+	}
+	free(buf);
+}
+
 struct audit *audit_open(const char *path, char *err, size_t errlen)
 {
 	struct chain_tip tip;
@@ -219,6 +292,7 @@ struct audit *audit_open(const char *path, char *err, size_t errlen)
 	char reason[512];
 	int fd;
 
+	settle_crash(path);
 	if (check_log(path, &tip, reason, sizeof(reason)) == -1) {
 		snprintf(err, errlen, "audit log \"%s\" does not verify: %s",
 			 path, reason);
@@ -355,11 +429,8 @@ static int write_head(struct audit *audit, uint64_t seq, const char *hash)
 /*
  * The line goes to disk first, then the head.  If the head cannot be
  * written the line is cut off again, so that a failed append leaves the
- * log as it was.
- *
- * XXX: A crash between the fdatasync of the line and the rename of the
- * head leaves the log one line ahead of its head, and audit_open() then
- * refuses the log until an operator has checked it and rewritten the head.
+ * log as it was.  A crash between the two is settled by the next
+ * audit_open() (settle_crash()).
  */
 int audit_append(struct audit *audit, const char *event, const char *cluster,
 		 json_t *fields)

@@ -461,7 +461,57 @@ static void test_open_refuses_torn_log(void **state)
 	put_file(fx->path, buf, len - 1);
 	free(buf);
 	assert_null(audit_open(fx->path, err, sizeof(err)));
-	assert_non_null(strstr(err, ": line 2: truncated"));
+	assert_non_null(strstr(err, ": line 2: missing: the head records 2"));
+}
+
+/* A crash inside an append, before the head moved: the torn tail goes. */
+static void test_open_settles_torn_append(void **state)
+{
+	struct fixture *fx = *state;
+	char err[ERR_LEN] = "";
+	struct audit *a;
+	uint64_t n = 0;
+	size_t len;
+	char *buf, *torn;
+
+	append_events(fx->path, 2);
+	buf = slurp(fx->path, &len);
+	torn = xasprintf("%s{\"seq\":3,\"time\":\"2026-", buf);
+	put_file(fx->path, torn, strlen(torn));
+	a = audit_open(fx->path, err, sizeof(err));
+	assert_non_null(a);
+	assert_int_equal(audit_append(a, "after", NULL, NULL), 0);
+	audit_close(a);
+	assert_int_equal(audit_verify(fx->path, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 3);
+	free(torn);
+	free(buf);
+}
+
+/* A crash after the line was synced but before the head was renamed. */
+static void test_open_settles_head_behind(void **state)
+{
+	struct fixture *fx = *state;
+	char hash[SHA256_HEX_LEN + 1], err[ERR_LEN] = "";
+	char *head_path = xasprintf("%s.head", fx->path);
+	char *second, *head;
+	struct audit *a;
+	uint64_t n = 0;
+
+	append_events(fx->path, 3);
+	second = line_of(fx->path, 2);
+	sha256_hex(second, strlen(second), hash);
+	head = xasprintf("{\"seq\":2,\"hash\":\"%s\"}\n", hash);
+	put_file(head_path, head, strlen(head));
+	assert_int_equal(audit_verify(fx->path, &n, err, sizeof(err)), -1);
+	a = audit_open(fx->path, err, sizeof(err));
+	assert_non_null(a);
+	audit_close(a);
+	assert_int_equal(audit_verify(fx->path, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 3);
+	free(head);
+	free(second);
+	free(head_path);
 }
 
 static void test_reserved_fields_refused(void **state)
@@ -568,16 +618,28 @@ static void test_read_missing_file(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_append_and_verify),     T(test_null_cluster_omitted),
-		T(test_empty_and_absent),      T(test_reopen_continues_chain),
-		T(test_edit_one_byte),	       T(test_edit_seq_field),
-		T(test_insert_forged_line),    T(test_append_forged_line),
-		T(test_delete_middle_line),    T(test_delete_last_line),
-		T(test_delete_everything),     T(test_swap_lines),
-		T(test_truncated_last_line),   T(test_missing_head),
-		T(test_head_hash_mismatch),    T(test_open_refuses_broken_log),
-		T(test_open_refuses_torn_log), T(test_reserved_fields_refused),
-		T(test_read_filter_and_limit), T(test_read_missing_file),
+		T(test_append_and_verify),
+		T(test_null_cluster_omitted),
+		T(test_empty_and_absent),
+		T(test_reopen_continues_chain),
+		T(test_edit_one_byte),
+		T(test_edit_seq_field),
+		T(test_insert_forged_line),
+		T(test_append_forged_line),
+		T(test_delete_middle_line),
+		T(test_delete_last_line),
+		T(test_delete_everything),
+		T(test_swap_lines),
+		T(test_truncated_last_line),
+		T(test_missing_head),
+		T(test_head_hash_mismatch),
+		T(test_open_refuses_broken_log),
+		T(test_open_refuses_torn_log),
+		T(test_reserved_fields_refused),
+		T(test_open_settles_torn_append),
+		T(test_open_settles_head_behind),
+		T(test_read_filter_and_limit),
+		T(test_read_missing_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
