@@ -54,6 +54,14 @@ struct adapter {
 			 size_t errlen);
 
 	/*
+	 * Optional: take over the running primary at N's host and port (from
+	 * the configuration): check that it can be rotated and fill in where
+	 * it lives.  N is marked adopted.
+	 */
+	int (*adopt)(struct cluster *cl, struct node *n, char *err,
+		     size_t errlen);
+
+	/*
 	 * Capture a snapshot of PRIMARY into directory DIR (absent yet) and
 	 * verify it with the engine's tools.  Adds the engine position and
 	 * the files to check when seeding to MANIFEST (borrowed object).

@@ -46,11 +46,21 @@
 #define PG_START_TIMEOUT_S "300"
 #define PG_WAL_SEGMENT (16 * 1024 * 1024)
 #define COPY_CHUNK (1 << 20)
+#define PG_VALUE_LEN 512
 
-/* Paths of one node or cluster; each a new string. */
+/*
+ * The replication slot that keeps an adopted primary's WAL from its
+ * newest restore point on: rotator's archive does not have that WAL.
+ */
+#define ADOPT_SLOT "rotator_adopt"
+
+/*
+ * Paths of one node or cluster; each a new string.  An adopted node's
+ * directory is the server's own data directory.
+ */
 static char *data_dir(const struct node *n)
 {
-	return xasprintf("%s/data", n->dir);
+	return n->adopted ? xstrdup(n->dir) : xasprintf("%s/data", n->dir);
 }
 
 static char *archive_dir(const struct cluster *cl)
@@ -109,8 +119,8 @@ static PGconn *pg_connect(struct cluster *cl, const struct node *n, char *err,
  * VALUES (NCOLS buffers of LEN bytes; NULL becomes "").  Returns 0 or -1
  * after writing ERR.
  */
-static int pg_row(PGconn *conn, const char *sql, char values[][128], int ncols,
-		  char *err, size_t errlen)
+static int pg_row(PGconn *conn, const char *sql, char values[][PG_VALUE_LEN],
+		  int ncols, char *err, size_t errlen)
 {
 	PGresult *res = PQexec(conn, sql);
 	int rc = -1;
@@ -127,7 +137,7 @@ static int pg_row(PGconn *conn, const char *sql, char values[][128], int ncols,
 		goto out;
 	}
 	for (int i = 0; i < ncols; i++)
-		snprintf(values[i], 128, "%s", PQgetvalue(res, 0, i));
+		snprintf(values[i], PG_VALUE_LEN, "%s", PQgetvalue(res, 0, i));
 	rc = 0;
 out:
 	PQclear(res);
@@ -136,7 +146,8 @@ out:
 
 /* Connect, run one statement, disconnect. */
 static int pg_once(struct cluster *cl, const struct node *n, const char *sql,
-		   char values[][128], int ncols, char *err, size_t errlen)
+		   char values[][PG_VALUE_LEN], int ncols, char *err,
+		   size_t errlen)
 {
 	PGconn *conn = pg_connect(cl, n, err, errlen);
 	int rc;
@@ -195,9 +206,13 @@ static int write_node_conf(struct cluster *cl, const struct node *n,
 		free(primary);
 		primary = xasprintf(
 			"primary_conninfo = 'host=%s port=%d user=%s "
-			"passfile=%s application_name=%s_%d sslmode=disable'\n",
+			"passfile=%s application_name=%s_%d sslmode=disable'\n"
+			"%s",
 			upstream->host, upstream->port, cl->cfg->auth_user,
-			pass, cl->cfg->name, n->generation);
+			pass, cl->cfg->name, n->generation,
+			upstream->adopted ? "primary_slot_name = '" ADOPT_SLOT
+					    "'\n"
+					  : "");
 	}
 	for (int i = 0; i < cl->cfg->n_settings; i++) {
 		char *next = xasprintf("%s%s = '%s'\n", extra,
@@ -255,13 +270,37 @@ static int write_hba(struct cluster *cl, const struct node *n, char *err,
 	return rc;
 }
 
+/*
+ * Make postgresql.conf include rotator.conf, last.  A snapshot of an
+ * adopted server whose configuration lives outside its data directory
+ * (Debian's layout) has no postgresql.conf: it gets one that holds only
+ * the include, and pg_hba.conf is written too.
+ */
 static int include_node_conf(struct cluster *cl, const struct node *n,
 			     char *err, size_t errlen)
 {
 	char *path = xasprintf("%s/data/postgresql.conf", n->dir);
-	FILE *f = fopen(path, "a");
+	char *hba = xasprintf("%s/data/pg_hba.conf", n->dir);
+	char *text = read_file(path, NULL);
+	FILE *f;
 	int rc = 0;
 
+	if (access(hba, F_OK) == -1 && write_hba(cl, n, err, errlen) == -1)
+		rc = -1;
+	free(hba);
+	if (rc == -1 ||
+	    (text && strstr(text, "include_if_exists = 'rotator.conf'"))) {
+		free(text);
+		free(path);
+		return rc;
+	}
+	free(text);
+	if (access(path, F_OK) == -1 &&
+	    prov_write_file(cl, path, "", 0, err, errlen) == -1) {
+		free(path);
+		return -1;
+	}
+	f = fopen(path, "a");
 	if (!f || fputs("\ninclude_if_exists = 'rotator.conf'\n", f) < 0 ||
 	    fflush(f) != 0 || fsync(fileno(f)) != 0) {
 		snprintf(err, errlen, "could not append to \"%s\": %s", path,
@@ -277,14 +316,25 @@ static int include_node_conf(struct cluster *cl, const struct node *n,
 static int pg_start(struct cluster *cl, const struct node *n, char *err,
 		    size_t errlen)
 {
-	char *dir = data_dir(n);
-	char *logf = xasprintf("%s/postgres.log", n->dir);
+	char *dir = data_dir(n), *conf = NULL;
+	char *logf = n->adopted ? xasprintf("%s/adopted-%d.log", cl->dir,
+					    n->generation)
+				: xasprintf("%s/postgres.log", n->dir);
 	const char *argv[] = {
-		"-D",	 dir, "-l", logf, "-w", "-t", PG_START_TIMEOUT_S,
-		"start", NULL};
-	int rc = prov_run(cl, "pg_ctl", argv, NULL, NULL, PG_TOOL_TIMEOUT_MS,
-			  err, errlen);
+		"-D",	 dir,  "-l", logf, "-w", "-t", PG_START_TIMEOUT_S,
+		"start", NULL, NULL, NULL};
+	int rc;
 
+	/* An adopted server may keep its configuration elsewhere. */
+	if (n->conf_file) {
+		conf = xasprintf("-c config_file=%s", n->conf_file);
+		argv[7] = "-o";
+		argv[8] = conf;
+		argv[9] = "start";
+	}
+	rc = prov_run(cl, "pg_ctl", argv, NULL, NULL, PG_TOOL_TIMEOUT_MS, err,
+		      errlen);
+	free(conf);
 	free(logf);
 	free(dir);
 	return rc;
@@ -293,10 +343,11 @@ static int pg_start(struct cluster *cl, const struct node *n, char *err,
 /* The postmaster's pid from postmaster.pid, or 0 when there is none. */
 static pid_t postmaster_pid(const struct node *n)
 {
-	char *path = xasprintf("%s/data/postmaster.pid", n->dir);
+	char *dir = data_dir(n), *path = xasprintf("%s/postmaster.pid", dir);
 	FILE *f = fopen(path, "r");
 	long pid = 0;
 
+	free(dir);
 	free(path);
 	if (!f)
 		return 0;
@@ -805,13 +856,99 @@ out:
 	return rc;
 }
 
+/*
+ * Take over the running primary at N's host and port.  It must be a
+ * PostgreSQL 15 primary on this host (the fence stops its postmaster),
+ * reachable as a superuser and for replication, with its data directory
+ * owned by run_as.  N's directory becomes that data directory.
+ */
+static int pg_adopt(struct cluster *cl, struct node *n, char *err,
+		    size_t errlen)
+{
+	static const char sql[] =
+		"SELECT current_setting('server_version_num')::int, "
+		"pg_is_in_recovery(), current_setting('data_directory'), "
+		"current_setting('config_file'), current_setting('wal_level'), "
+		"current_setting('max_wal_senders')::int, "
+		"(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)";
+	char v[7][PG_VALUE_LEN], *own_conf, *arch;
+	struct stat st;
+	uid_t uid;
+	gid_t gid;
+
+	if (strcmp(n->host, "127.0.0.1") && strcmp(n->host, "localhost")) {
+		snprintf(
+			err, errlen,
+			"cannot adopt %s: the server must run on this host, where rotator can fence it",
+			n->host);
+		return -1;
+	}
+	if (pg_once(cl, n, sql, v, 7, err, errlen) == -1 ||
+	    prov_owner(cl, &uid, &gid, err, errlen) == -1)
+		return -1;
+	err[0] = '\0';
+	if (atoi(v[0]) < 150000 || atoi(v[0]) >= 160000)
+		snprintf(err, errlen, "server version %s is not 15", v[0]);
+	else if (strcmp(v[1], "f") != 0)
+		snprintf(err, errlen, "server is in recovery, not a primary");
+	else if (strcmp(v[4], "minimal") == 0 || atoi(v[5]) < 2)
+		snprintf(
+			err, errlen,
+			"server needs wal_level replica and max_wal_senders of at least 2");
+	else if (strcmp(v[6], "t") != 0)
+		snprintf(err, errlen, "role \"%s\" is not a superuser",
+			 cl->cfg->auth_user);
+	else if (stat(v[2], &st) == -1 || st.st_uid != uid)
+		snprintf(
+			err, errlen,
+			"data directory \"%s\" is not owned by provisioner.run_as",
+			v[2]);
+	if (err[0])
+		return -1;
+
+	free(n->dir);
+	free(n->conf_file);
+	n->dir = xstrdup(v[2]);
+	own_conf = xasprintf("%s/postgresql.conf", v[2]);
+	n->conf_file = strcmp(own_conf, v[3]) ? xstrdup(v[3]) : NULL;
+	free(own_conf);
+	if (!pid_alive(postmaster_pid(n))) {
+		snprintf(err, errlen, "no postmaster runs in \"%s\"", v[2]);
+		return -1;
+	}
+	arch = archive_dir(cl);
+	if (prov_mkdir(cl, arch, 0700, err, errlen) == -1) {
+		free(arch);
+		return -1;
+	}
+	free(arch);
+	return write_passfile(cl, err, errlen);
+}
+
+/*
+ * The WAL of an adopted primary is not in rotator's archive: its
+ * snapshot creates the slot ADOPT_SLOT as the backup starts (dropping the
+ * slot of an earlier snapshot), so the primary keeps every segment from
+ * there on for the fresh node that will stream through that slot.
+ */
+static int reset_adopt_slot(struct cluster *cl, struct node *primary, char *err,
+			    size_t errlen)
+{
+	return pg_once(
+		cl, primary,
+		"SELECT count(pg_drop_replication_slot(slot_name)) "
+		"FROM pg_replication_slots WHERE slot_name = '" ADOPT_SLOT
+		"' AND NOT active",
+		NULL, 0, err, errlen);
+}
+
 static int pg_snapshot(struct cluster *cl, struct node *primary,
 		       const char *dir, json_t *manifest, char *err,
 		       size_t errlen)
 {
 	char *data = xasprintf("%s/data", dir), *pass = passfile(cl);
 	char *env_pass = xasprintf("PGPASSFILE=%s", pass);
-	char port[16], label[128];
+	char port[16], label[PG_VALUE_LEN];
 	const char *env[] = {env_pass, NULL};
 	const char *basebackup[] = {
 		"-h",	primary->host, "-p",
@@ -819,10 +956,20 @@ static int pg_snapshot(struct cluster *cl, struct node *primary,
 		"-D",	data,	       "-Fp",
 		"-X",	"stream",      "-c",
 		"fast", "-w",	       "--manifest-checksums=SHA256",
-		"-l",	label,	       NULL};
+		"-l",	label,	       NULL,
+		NULL,	NULL,	       NULL, /* room for the adopted slot */
+	};
 	const char *verify[] = {"--quiet", data, NULL};
 	int rc = -1;
 
+	if (primary->adopted) {
+		basebackup[17] = "-C";
+		basebackup[18] = "-S";
+		basebackup[19] = ADOPT_SLOT;
+		json_object_set_new(manifest, "source_adopted", json_true());
+		if (reset_adopt_slot(cl, primary, err, errlen) == -1)
+			goto out;
+	}
 	snprintf(port, sizeof(port), "%d", primary->port);
 	snprintf(label, sizeof(label), "rotator %s",
 		 json_string_value(json_object_get(manifest, "id")));
@@ -897,6 +1044,7 @@ static int pg_seed(struct cluster *cl, const char *dir, json_t *manifest,
 
 	/* Step 3. */
 	if (write_passfile(cl, err, errlen) == -1 ||
+	    include_node_conf(cl, fresh, err, errlen) == -1 ||
 	    write_node_conf(cl, fresh, primary, err, errlen) == -1 ||
 	    prov_write_file(cl, signal, "", 0, err, errlen) == -1)
 		goto out;
@@ -923,7 +1071,7 @@ static int pg_catch_up(struct cluster *cl, struct node *fresh,
 		       struct node *primary, struct catch_up *state, char *err,
 		       size_t errlen)
 {
-	char f[4][128], p[2][128];
+	char f[4][PG_VALUE_LEN], p[2][PG_VALUE_LEN];
 	uint64_t replay, current;
 
 	if (pg_once(cl, fresh,
@@ -990,7 +1138,7 @@ static int pg_verify_replica(struct cluster *cl, struct node *fresh,
 	static const char primary_sql[] =
 		"SELECT " PRIMARY_TIMELINE_SQL ", "
 		"(SELECT system_identifier FROM pg_control_system())";
-	char f[4][128], p[2][128];
+	char f[4][PG_VALUE_LEN], p[2][PG_VALUE_LEN];
 	struct catch_up cu;
 	PGconn *conn;
 	int rc = -1;
@@ -1098,7 +1246,7 @@ static int pg_wait_replayed(struct cluster *cl, struct node *fresh,
 			    char *err, size_t errlen)
 {
 	PGconn *conn = pg_connect(cl, fresh, err, errlen);
-	char v[1][128];
+	char v[1][PG_VALUE_LEN];
 	uint64_t replay = 0;
 	int rc = -1;
 
@@ -1135,7 +1283,7 @@ static int pg_promote(struct cluster *cl, struct node *fresh, int64_t deadline,
 		      char *err, size_t errlen)
 {
 	PGconn *conn = pg_connect(cl, fresh, err, errlen);
-	char v[1][128];
+	char v[1][PG_VALUE_LEN];
 	int rc = -1;
 
 	if (!conn)
@@ -1192,6 +1340,7 @@ static void pg_prune_archive(struct cluster *cl, json_t *oldest)
 const struct adapter postgres_adapter = {
 	.name = "postgres",
 	.bootstrap = pg_bootstrap,
+	.adopt = pg_adopt,
 	.snapshot = pg_snapshot,
 	.verify_snapshot = pg_verify_snapshot,
 	.seed = pg_seed,

@@ -53,8 +53,10 @@ void node_release(struct node *n)
 {
 	free(n->dir);
 	free(n->born_from);
+	free(n->conf_file);
 	n->dir = NULL;
 	n->born_from = NULL;
+	n->conf_file = NULL;
 }
 
 void node_copy(struct node *dst, const struct node *src)
@@ -62,6 +64,7 @@ void node_copy(struct node *dst, const struct node *src)
 	*dst = *src;
 	dst->dir = src->dir ? xstrdup(src->dir) : NULL;
 	dst->born_from = src->born_from ? xstrdup(src->born_from) : NULL;
+	dst->conf_file = src->conf_file ? xstrdup(src->conf_file) : NULL;
 }
 
 void cluster_add_node(struct cluster *cl, const struct node *n)
@@ -97,25 +100,28 @@ json_t *node_to_json(const struct node *n)
 	char born[32];
 
 	format_time(n->born_at, born, sizeof(born));
-	return json_pack("{s:i, s:s, s:i, s:s?, s:s, s:s?, s:s, s:I, s:b}",
-			 "generation", n->generation, "host", n->host, "port",
-			 n->port, "dir", n->dir, "role",
-			 node_role_name(n->role), "born_from", n->born_from,
-			 "born_at", born, "born_at_ms", (json_int_t)n->born_at,
-			 "adopted", n->adopted);
+	return json_pack(
+		"{s:i, s:s, s:i, s:s?, s:s, s:s?, s:s, s:I, s:b, s:s?}",
+		"generation", n->generation, "host", n->host, "port", n->port,
+		"dir", n->dir, "role", node_role_name(n->role), "born_from",
+		n->born_from, "born_at", born, "born_at_ms",
+		(json_int_t)n->born_at, "adopted", n->adopted, "conf_file",
+		n->conf_file);
 }
 
 int node_from_json(json_t *j, struct node *n)
 {
 	const char *host = NULL, *dir = NULL, *role = NULL, *from = NULL;
+	const char *conf = NULL;
 	json_int_t born = 0;
 	int adopted = 0;
 
 	memset(n, 0, sizeof(*n));
-	if (json_unpack(j, "{s:i, s:s, s:i, s?s, s:s, s?s, s:I, s?b}",
+	if (json_unpack(j, "{s:i, s:s, s:i, s?s, s:s, s?s, s:I, s?b, s?s}",
 			"generation", &n->generation, "host", &host, "port",
 			&n->port, "dir", &dir, "role", &role, "born_from",
-			&from, "born_at_ms", &born, "adopted", &adopted) == -1)
+			&from, "born_at_ms", &born, "adopted", &adopted,
+			"conf_file", &conf) == -1)
 		return -1;
 	if (role_from_name(role, &n->role) == -1)
 		return -1;
@@ -124,6 +130,7 @@ int node_from_json(json_t *j, struct node *n)
 	n->born_from = from ? xstrdup(from) : NULL;
 	n->born_at = born;
 	n->adopted = adopted;
+	n->conf_file = conf ? xstrdup(conf) : NULL;
 	return 0;
 }
 

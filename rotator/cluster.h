@@ -41,6 +41,7 @@ struct node {
 	char *born_from; /* restore point id, "initdb", "empty", "adopt" */
 	int64_t born_at; /* wall-clock ms */
 	bool adopted;	 /* not created by rotator */
+	char *conf_file; /* adopted: its configuration file, or NULL */
 };
 
 #define CLUSTER_HISTORY 32

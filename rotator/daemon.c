@@ -86,11 +86,17 @@ struct cluster *daemon_cluster(struct daemon *d, const char *name)
  */
 static int bootstrap_cluster(struct cluster *cl, char *err)
 {
+	static const char *const origin[] = {
+		[BOOTSTRAP_INITDB] = "initdb",
+		[BOOTSTRAP_EMPTY] = "empty",
+		[BOOTSTRAP_ADOPT] = "adopt",
+	};
+	bool adopt = cl->cfg->bootstrap == BOOTSTRAP_ADOPT;
 	struct node n = {0};
 	json_t *fields;
 	int rc;
 
-	if (cl->cfg->bootstrap == BOOTSTRAP_ADOPT) {
+	if (adopt && !cl->adapter->adopt) {
 		snprintf(
 			err, ERRLEN,
 			"bootstrap \"adopt\" is not supported for engine \"%s\"",
@@ -101,12 +107,18 @@ static int bootstrap_cluster(struct cluster *cl, char *err)
 	n.generation = cl->next_generation++;
 	pthread_mutex_unlock(&cl->lock);
 	n.role = NODE_PRIMARY;
-	n.born_from = xstrdup(cl->cfg->bootstrap == BOOTSTRAP_INITDB ? "initdb"
-								     : "empty");
+	n.born_from = xstrdup(origin[cl->cfg->bootstrap]);
 	n.born_at = wall_ms();
-	rc = prov_create(cl, &n, err, ERRLEN);
-	if (rc == 0)
-		rc = cl->adapter->bootstrap(cl, &n, err, ERRLEN);
+	if (adopt) {
+		n.adopted = true;
+		snprintf(n.host, sizeof(n.host), "%s", cl->cfg->adopt_host);
+		n.port = cl->cfg->adopt_port;
+		rc = cl->adapter->adopt(cl, &n, err, ERRLEN);
+	} else {
+		rc = prov_create(cl, &n, err, ERRLEN);
+		if (rc == 0)
+			rc = cl->adapter->bootstrap(cl, &n, err, ERRLEN);
+	}
 	if (rc == 0) {
 		pthread_mutex_lock(&cl->lock);
 		cluster_add_node(cl, &n);
@@ -178,7 +190,13 @@ static void *startup_main(void *arg)
 		endpoint_set_target(cl->endpoint, cluster_primary(cl)->host,
 				    cluster_primary(cl)->port);
 		pthread_mutex_unlock(&cl->lock);
-		if (store_newest(cl, id, sizeof(id)) == -1)
+		/*
+		 * A first restore point, except of an adopted primary: its
+		 * snapshot holds WAL on it through a slot until its rotation,
+		 * which takes a snapshot of its own.
+		 */
+		if (cl->cfg->bootstrap != BOOTSTRAP_ADOPT &&
+		    store_newest(cl, id, sizeof(id)) == -1)
 			take_snapshot(cl);
 	} else {
 		slog_error(cl->scope, "could not start cluster: %s", err);

@@ -173,7 +173,7 @@ int prov_create(struct cluster *cl, struct node *n, char *err, size_t errlen)
 
 int prov_destroy(struct cluster *cl, struct node *n, char *err, size_t errlen)
 {
-	if (!n->dir || n->adopted)
+	if (!n->dir)
 		return 0;
 	if (remove_tree(n->dir) == -1) {
 		snprintf(err, errlen, "could not remove \"%s\": %s", n->dir,

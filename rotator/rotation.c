@@ -172,8 +172,14 @@ static json_t *plan(struct rotation *rot, char *err)
 	struct cluster *cl = rot->cl;
 	char id[64];
 
-	if (store_newest(cl, id, sizeof(id)) == -1) {
-		milestone(rot, "+snapshot-start", "no restore point yet");
+	/*
+	 * An adopted primary's history is not in rotator's archive: its
+	 * rotation always takes a restore point of its own first.
+	 */
+	if (rot->old.adopted || store_newest(cl, id, sizeof(id)) == -1) {
+		milestone(rot, "+snapshot-start", "%s",
+			  rot->old.adopted ? "the primary is adopted"
+					   : "no restore point yet");
 		if (store_take(cl, id, err, ERRLEN) == -1)
 			return NULL;
 		daemon_event(cl->daemon, cl->cfg->name, "+snapshot-taken", id,

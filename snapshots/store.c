@@ -212,15 +212,28 @@ json_t *store_open(struct cluster *cl, const char *id, char *err, size_t errlen)
 	return m;
 }
 
+/*
+ * Restore points of an adopted primary can seed a node only while that
+ * primary serves (through its slot); they are skipped here, and the
+ * rotation of an adopted primary takes its own.
+ */
 int store_newest(struct cluster *cl, char *id, size_t len)
 {
+	char sha[SHA256_HEX_LEN + 1], err[512];
 	char **ids;
 	int count, rc = -1;
 
 	ids = list_ids(cl, &count);
-	if (count > 0) {
-		snprintf(id, len, "%s", ids[count - 1]);
-		rc = 0;
+	for (int i = count - 1; i >= 0 && rc == -1; i--) {
+		char *dir = store_path(cl, ids[i]);
+		json_t *m = manifest_read(dir, sha, err, sizeof(err));
+
+		if (m && !json_is_true(json_object_get(m, "source_adopted"))) {
+			snprintf(id, len, "%s", ids[i]);
+			rc = 0;
+		}
+		json_decref(m);
+		free(dir);
 	}
 	free_ids(ids, count);
 	return rc;
