@@ -48,7 +48,8 @@ MAIN_SRC = rotator/main.c
 CORE_OBJ = $(CORE_SRC:%.c=build/%.o)
 MAIN_OBJ = $(MAIN_SRC:%.c=build/%.o)
 
-UNIT_TESTS = test_config test_audit test_journal test_endpoint test_manifest
+UNIT_TESTS = test_config test_audit test_journal test_endpoint test_manifest \
+	     test_cluster
 UNIT_BIN = $(UNIT_TESTS:%=build/tests/%)
 TOOLS = build/tests/pgwriter
 

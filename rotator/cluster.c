@@ -98,15 +98,21 @@ void node_scope(const struct cluster *cl, const struct node *n, char *buf,
 json_t *node_to_json(const struct node *n)
 {
 	char born[32];
+	json_t *j;
 
 	format_time(n->born_at, born, sizeof(born));
-	return json_pack(
-		"{s:i, s:s, s:i, s:s?, s:s, s:s?, s:s, s:I, s:b, s:s?}",
-		"generation", n->generation, "host", n->host, "port", n->port,
-		"dir", n->dir, "role", node_role_name(n->role), "born_from",
-		n->born_from, "born_at", born, "born_at_ms",
-		(json_int_t)n->born_at, "adopted", n->adopted, "conf_file",
-		n->conf_file);
+	j = json_pack("{s:i, s:s, s:i, s:s, s:I, s:b}", "generation",
+		      n->generation, "host", n->host, "port", n->port, "role",
+		      node_role_name(n->role), "born_at_ms",
+		      (json_int_t)n->born_at, "adopted", n->adopted);
+	json_object_set_new(j, "born_at", json_string(born));
+	if (n->dir)
+		json_object_set_new(j, "dir", json_string(n->dir));
+	if (n->born_from)
+		json_object_set_new(j, "born_from", json_string(n->born_from));
+	if (n->conf_file)
+		json_object_set_new(j, "conf_file", json_string(n->conf_file));
+	return j;
 }
 
 int node_from_json(json_t *j, struct node *n)
