@@ -383,28 +383,12 @@ static void truncate_back(struct audit *audit, off_t size)
 static int write_line(struct audit *audit, const char *line, size_t len,
 		      off_t *old_size)
 {
-	struct stat st;
-	ssize_t n;
+	char err[256];
 
-	if (fstat(audit->fd, &st) == -1) {
-		log_error("could not append to audit log \"%s\": %s",
-			  audit->path, strerror(errno));
-		return -1;
-	}
-	*old_size = st.st_size;
-	while ((n = write(audit->fd, line, len)) == -1 && errno == EINTR)
-		;
-	if (n >= 0 && (size_t)n != len) {
-		log_error(
-			"could not append to audit log \"%s\": wrote %zd of %zu bytes",
-			audit->path, n, len);
-	} else if (n == -1 || fdatasync(audit->fd) == -1) {
-		log_error("could not append to audit log \"%s\": %s",
-			  audit->path, strerror(errno));
-	} else {
+	if (append_line_synced(audit->fd, line, len, old_size, err,
+			       sizeof(err)) == 0)
 		return 0;
-	}
-	truncate_back(audit, *old_size);
+	log_error("could not append to audit log \"%s\": %s", audit->path, err);
 	return -1;
 }
 

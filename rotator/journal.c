@@ -107,30 +107,12 @@ static char *format_record(json_t *record)
  */
 static int write_record(struct journal *journal, const char *line, size_t len)
 {
-	struct stat st;
-	ssize_t n;
+	char err[256];
 
-	if (fstat(journal->fd, &st) == -1) {
-		log_error("could not append to journal \"%s\": %s",
-			  journal->path, strerror(errno));
-		return -1;
-	}
-	while ((n = write(journal->fd, line, len)) == -1 && errno == EINTR)
-		;
-	if (n >= 0 && (size_t)n != len)
-		log_error(
-			"could not append to journal \"%s\": wrote %zd of %zu bytes",
-			journal->path, n, len);
-	else if (n == -1 || fdatasync(journal->fd) == -1)
-		log_error("could not append to journal \"%s\": %s",
-			  journal->path, strerror(errno));
-	else
+	if (append_line_synced(journal->fd, line, len, NULL, err,
+			       sizeof(err)) == 0)
 		return 0;
-	if (ftruncate(journal->fd, st.st_size) == -1 ||
-	    fdatasync(journal->fd) == -1)
-		log_error(
-			"could not truncate journal \"%s\" after a failed append: %s",
-			journal->path, strerror(errno));
+	log_error("could not append to journal \"%s\": %s", journal->path, err);
 	return -1;
 }
 

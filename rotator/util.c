@@ -240,6 +240,36 @@ static int write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
+int append_line_synced(int fd, const char *line, size_t len, off_t *old_size,
+		       char *err, size_t errlen)
+{
+	struct stat st;
+	ssize_t n;
+
+	if (fstat(fd, &st) == -1) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		return -1;
+	}
+	if (old_size)
+		*old_size = st.st_size;
+	while ((n = write(fd, line, len)) == -1 && errno == EINTR)
+		;
+	if (n >= 0 && (size_t)n != len)
+		snprintf(err, errlen, "wrote %zd of %zu bytes", n, len);
+	else if (n == -1 || fdatasync(fd) == -1)
+		snprintf(err, errlen, "%s", strerror(errno));
+	else
+		return 0;
+	if (ftruncate(fd, st.st_size) == -1 || fdatasync(fd) == -1) {
+		size_t used = strlen(err);
+
+		snprintf(err + used, errlen - used,
+			 ", and could not cut the partial line off: %s",
+			 strerror(errno));
+	}
+	return -1;
+}
+
 int write_file_durable(const char *path, const void *buf, size_t len,
 		       mode_t mode)
 {

@@ -65,6 +65,16 @@ char *read_secret_file(const char *path, char *err, size_t errlen);
 int write_file_durable(const char *path, const void *buf, size_t len,
 		       mode_t mode) WUR;
 
+/*
+ * Append LINE (LEN bytes, newline included) to FD, opened with O_APPEND,
+ * in one write(), and fdatasync it.  On failure whatever was written is
+ * cut off again, so that the file is as it was.  The size before the
+ * append goes into OLD_SIZE (may be NULL).  Returns 0, or -1 after
+ * writing the reason into ERR.
+ */
+int append_line_synced(int fd, const char *line, size_t len, off_t *old_size,
+		       char *err, size_t errlen) WUR;
+
 /* fsync the directory that holds PATH.  Returns 0 or -1. */
 int fsync_parent(const char *path) WUR;
 
