@@ -1,0 +1,38 @@
+#!/bin/sh
+# A switch that fails after the old primary was fenced: the old primary is
+# started again, the held connections go back to it, the fresh node is
+# destroyed, and no acknowledged write is lost.
+. "$(dirname "$0")/lib.sh"
+
+write_secrets
+# A switch deadline of 1 ms: the fence cannot finish in time.
+write_config 17078 16448 15730-15749 ',
+      "rotation": { "switch_timeout": "1ms" }'
+check "daemon starts" start_daemon
+old_port=$(primary_port)
+
+"$PGWRITER" 127.0.0.1 "$EP_PORT" rotator "$T/password" 300 250 \
+	>"$T/writer.json" 2>"$T/writer.err" &
+WRITER=$!
+sleep 2
+check "rotate --wait reports the abort" \
+	sh -c "! timeout 300 \"$ROTATOR\" -c \"$T/rotator.json\" rotate orders --wait >'$T/rotate.out' 2>&1"
+grep -E "held|fenced|aborted" "$T/rotate.out"
+check "the old primary had been fenced" grep -q "+held" "$T/rotate.out"
+check "the reason says the shutdown missed its deadline" \
+	grep -q "did not shut down in time" "$T/rotate.out"
+sleep 2
+kill -TERM "$WRITER"
+check "the writer lost nothing" wait "$WRITER"
+cat "$T/writer.json"
+check "the writer went on after the rollback" \
+	[ "$(psql_at "$old_port" "SELECT count(*) FROM rotator_writer WHERE at > now() - interval '5 seconds'")" -gt 0 ]
+check "the old primary serves again, out of recovery" \
+	[ "$(psql_at "$old_port" 'SELECT pg_is_in_recovery()')" = f ]
+check "it is still the one member" [ "$(primary_port)" = "$old_port" ]
+check "the fresh node is gone" \
+	[ "$(ls "$T/state/clusters/orders/nodes" | wc -l)" -eq 1 ]
+check "exactly one postmaster of this cluster runs" \
+	[ "$(ps -eo args | grep -c "[p]ostgres -D $T")" -eq 1 ]
+check "audit verify passes" rot audit verify
+finish
