@@ -7,6 +7,7 @@
  * loop.  Rotations left in flight by a crash are settled before the loop
  * starts, so that no endpoint forwards to a node that is half replaced.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -161,6 +162,41 @@ static void take_snapshot(struct cluster *cl)
 }
 
 /*
+ * Remove node directories that belong to no member: what a crash left
+ * between the provisioner creating a directory and the journal naming
+ * it.  A server still running in one is stopped first.
+ */
+static void sweep_orphans(struct cluster *cl)
+{
+	char *root = xasprintf("%s/nodes", cl->dir), err[ERRLEN];
+	DIR *dir = opendir(root);
+	struct dirent *de;
+
+	while (dir && (de = readdir(dir)) != NULL) {
+		struct node orphan = {.generation = atoi(de->d_name)};
+		bool member;
+
+		if (orphan.generation <= 0)
+			continue;
+		pthread_mutex_lock(&cl->lock);
+		member = cluster_node(cl, orphan.generation) != NULL;
+		pthread_mutex_unlock(&cl->lock);
+		if (member)
+			continue;
+		orphan.dir = xasprintf("%s/%s", root, de->d_name);
+		slog_warning(cl->scope, "removing \"%s\", which no member owns",
+			     orphan.dir);
+		if (cl->adapter->stop(cl, &orphan, err, sizeof(err)) == -1 ||
+		    prov_destroy(cl, &orphan, err, sizeof(err)) == -1)
+			slog_error(cl->scope, "%s", err);
+		node_release(&orphan);
+	}
+	if (dir)
+		closedir(dir);
+	free(root);
+}
+
+/*
  * The start-up job of a cluster: make generation 1 or make sure the
  * primary runs, point the endpoint at it, and have a first restore point.
  */
@@ -174,6 +210,7 @@ static void *startup_main(void *arg)
 	int rc;
 
 	pthread_mutex_lock(&cl->job_lock);
+	sweep_orphans(cl);
 	pthread_mutex_lock(&cl->lock);
 	have_primary = cluster_primary(cl) != NULL;
 	if (have_primary)

@@ -26,11 +26,15 @@ DAEMON_PID=""
 check "the fresh node was left behind by the crash" \
 	[ "$(ls "$T/state/clusters/orders/nodes" | wc -l)" -eq 2 ]
 
+# As if a crash came between the provisioner and the journal.
+mkdir -m 0700 "$T/state/clusters/orders/nodes/99"
 check "the daemon starts again" start_daemon
 check "the rotation was rolled back: one member, the old primary" \
 	[ "$(primary_port)" = "$old_port" ]
 check "the fresh node's directory is gone" \
 	[ "$(ls "$T/state/clusters/orders/nodes")" = 1 ]
+check "a directory no member owns is removed" \
+	[ ! -d "$T/state/clusters/orders/nodes/99" ]
 check "only the old primary's postmaster runs" \
 	[ "$(ps -eo args | grep -c "[p]ostgres -D $T")" -eq 1 ]
 check "the audit log records the abort with the step it was in" \
