@@ -5,7 +5,6 @@
 # the writer's tally are shown, and everything started here is stopped.
 . "$(dirname "$0")/../tests/lib.sh"
 
-[ "$(id -u)" -eq 0 ] || RUN_AS=$(id -un)
 write_secrets
 write_config 17070 16432 15500-15599 ',
       "snapshots": { "every": "1h", "keep": 24 }'

@@ -3,6 +3,11 @@
 # did not create, and its first rotation replaces it under a writer.
 . "$(dirname "$0")/lib.sh"
 
+if [ "$(id -u)" -ne 0 ]; then
+	echo "it_adopt needs root to prepare a server as $RUN_AS; skipped"
+	finish
+	exit
+fi
 write_secrets
 EXT=$T/external
 EXT_PORT=15729

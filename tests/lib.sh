@@ -11,7 +11,13 @@ TOP=$(cd "$(dirname "$0")/.." && pwd)
 ROTATOR="$TOP/bin/rotator"
 PGWRITER="$TOP/build/tests/pgwriter"
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
-RUN_AS=${RUN_AS:-rotatortest}
+# PostgreSQL refuses root: as root the nodes run as the user that
+# tests/deps.sh creates, otherwise as the user running the tests.
+if [ "$(id -u)" -eq 0 ]; then
+	RUN_AS=${RUN_AS:-rotatortest}
+else
+	RUN_AS=${RUN_AS:-$(id -un)}
+fi
 PASS=0
 FAIL=0
 DAEMON_PID=""
