@@ -1,4 +1,4 @@
-# rotator: build, check, demo, bench, install.
+# rotator: build, check, demo, install.
 #
 #   make              build bin/rotator and the test programs
 #   make check        install what the tests need, build, run every test
@@ -12,7 +12,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 BINDIR = $(PREFIX)/bin
 
-PKGS = libpq hiredis libevent libevent_pthreads jansson libcrypto
+PKGS = libpq libevent libevent_pthreads jansson libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)

@@ -134,6 +134,13 @@ struct adapter {
 	 */
 	void (*prune_archive)(struct cluster *cl, json_t *oldest);
 
+	/*
+	 * Optional: after a rollback, release what the rotation's restore
+	 * point holds on PRIMARY (an adopted primary's replication slot).
+	 * Logs its own failures.
+	 */
+	void (*release_restore_point)(struct cluster *cl, struct node *primary);
+
 	/* Stop N's processes for good; success when none is left. */
 	int (*stop)(struct cluster *cl, struct node *n, char *err,
 		    size_t errlen);

@@ -174,18 +174,37 @@ static void append_escaped(char *out, size_t cap, const char *s)
 
 static int write_passfile(struct cluster *cl, char *err, size_t errlen)
 {
+	static const char *const hosts[] = {"127.0.0.1", "localhost"};
 	char *path = passfile(cl);
-	char line[1024] = "127.0.0.1:*:*:";
+	char text[2048] = "";
 	int rc;
 
-	append_escaped(line, sizeof(line), cl->cfg->auth_user);
-	strcat(line, ":");
-	append_escaped(line, sizeof(line), cl->password);
-	strcat(line, "\n");
-	rc = prov_write_file(cl, path, line, strlen(line), err, errlen);
-	explicit_bzero(line, sizeof(line));
+	for (size_t i = 0; i < sizeof(hosts) / sizeof(*hosts); i++) {
+		strcat(text, hosts[i]);
+		strcat(text, ":*:*:");
+		append_escaped(text, sizeof(text) - 2, cl->cfg->auth_user);
+		strcat(text, ":");
+		append_escaped(text, sizeof(text) - 2, cl->password);
+		strcat(text, "\n");
+	}
+	rc = prov_write_file(cl, path, text, strlen(text), err, errlen);
+	explicit_bzero(text, sizeof(text));
 	free(path);
 	return rc;
+}
+
+/* VALUE as the inside of a single-quoted setting: quotes doubled. */
+static char *quote_setting(const char *value)
+{
+	char *out = xmalloc(2 * strlen(value) + 1), *o = out;
+
+	for (; *value; value++) {
+		if (*value == '\'')
+			*o++ = '\'';
+		*o++ = *value;
+	}
+	*o = '\0';
+	return out;
 }
 
 /*
@@ -214,16 +233,22 @@ static int write_node_conf(struct cluster *cl, const struct node *n,
 					    "'\n"
 					  : "");
 	}
+	/*
+	 * The operator's server_settings come first, so that rotator's own
+	 * lines after them (port, archive, upstream) win.
+	 */
 	for (int i = 0; i < cl->cfg->n_settings; i++) {
+		char *value = quote_setting(cl->cfg->settings[i].value);
 		char *next = xasprintf("%s%s = '%s'\n", extra,
-				       cl->cfg->settings[i].name,
-				       cl->cfg->settings[i].value);
+				       cl->cfg->settings[i].name, value);
 
+		free(value);
 		free(extra);
 		extra = next;
 	}
 	text = xasprintf(
 		"# written by rotator for node %s/%d; do not edit\n"
+		"%s"
 		"port = %d\n"
 		"listen_addresses = '%s'\n"
 		"unix_socket_directories = ''\n"
@@ -240,10 +265,10 @@ static int write_node_conf(struct cluster *cl, const struct node *n,
 		"restore_command = 'cp \"%s/%%f\" \"%%p\"'\n"
 		"recovery_target_timeline = 'latest'\n"
 		"wal_receiver_status_interval = 1s\n"
-		"%s%s",
-		cl->cfg->name, n->generation, n->port, n->host, cl->cfg->name,
-		n->generation, arch, arch, arch, arch, arch, arch, arch, arch,
-		primary, extra);
+		"%s",
+		cl->cfg->name, n->generation, extra, n->port, n->host,
+		cl->cfg->name, n->generation, arch, arch, arch, arch, arch,
+		arch, arch, arch, primary);
 	rc = prov_write_file(cl, path, text, strlen(text), err, errlen);
 	free(text);
 	free(primary);
@@ -317,7 +342,7 @@ static int pg_start(struct cluster *cl, const struct node *n, char *err,
 		    size_t errlen)
 {
 	char *dir = data_dir(n), *conf = NULL;
-	char *logf = n->adopted ? xasprintf("%s/adopted-%d.log", cl->dir,
+	char *logf = n->adopted ? xasprintf("%s/logs/adopted-%d.log", cl->dir,
 					    n->generation)
 				: xasprintf("%s/postgres.log", n->dir);
 	const char *argv[] = {
@@ -871,7 +896,8 @@ static int pg_adopt(struct cluster *cl, struct node *n, char *err,
 		"current_setting('config_file'), current_setting('wal_level'), "
 		"current_setting('max_wal_senders')::int, "
 		"(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)";
-	char v[7][PG_VALUE_LEN], *own_conf, *arch;
+	char v[7][PG_VALUE_LEN], *own_conf, *arch, *logs;
+	int rc;
 	struct stat st;
 	uid_t uid;
 	gid_t gid;
@@ -916,13 +942,15 @@ static int pg_adopt(struct cluster *cl, struct node *n, char *err,
 		snprintf(err, errlen, "no postmaster runs in \"%s\"", v[2]);
 		return -1;
 	}
+	/* rotator's archive, and a directory for the server's own log. */
 	arch = archive_dir(cl);
-	if (prov_mkdir(cl, arch, 0700, err, errlen) == -1) {
-		free(arch);
-		return -1;
-	}
+	logs = xasprintf("%s/logs", cl->dir);
+	rc = prov_mkdir(cl, arch, 0700, err, errlen);
+	if (rc == 0)
+		rc = prov_mkdir(cl, logs, 0700, err, errlen);
+	free(logs);
 	free(arch);
-	return write_passfile(cl, err, errlen);
+	return rc == -1 ? -1 : write_passfile(cl, err, errlen);
 }
 
 /*
@@ -1139,7 +1167,7 @@ static int pg_verify_replica(struct cluster *cl, struct node *fresh,
 		"SELECT " PRIMARY_TIMELINE_SQL ", "
 		"(SELECT system_identifier FROM pg_control_system())";
 	char f[4][PG_VALUE_LEN], p[2][PG_VALUE_LEN];
-	struct catch_up cu;
+	struct catch_up cu = {0};
 	PGconn *conn;
 	int rc = -1;
 
@@ -1162,11 +1190,12 @@ static int pg_verify_replica(struct cluster *cl, struct node *fresh,
 		snprintf(err, errlen,
 			 "fresh node has system identifier %s, the primary %s",
 			 f[3], p[1]);
-	else if (pg_catch_up(cl, fresh, primary, &cu, err, errlen) == 0 &&
-		 cu.lag_bytes > cl->cfg->max_lag_bytes)
+	else if (pg_catch_up(cl, fresh, primary, &cu, err, errlen) == -1)
+		; /* err says why */
+	else if (cu.lag_bytes > cl->cfg->max_lag_bytes)
 		snprintf(err, errlen, "fresh node is %" PRId64 " bytes behind",
 			 cu.lag_bytes);
-	else if (cu.lag_bytes <= cl->cfg->max_lag_bytes)
+	else
 		rc = run_canaries(cl, conn, err, errlen);
 out:
 	PQfinish(conn);
@@ -1337,6 +1366,17 @@ static void pg_prune_archive(struct cluster *cl, json_t *oldest)
 	free(arch);
 }
 
+static void pg_release_restore_point(struct cluster *cl, struct node *primary)
+{
+	char err[512];
+
+	if (primary->adopted &&
+	    reset_adopt_slot(cl, primary, err, sizeof(err)) == -1)
+		log_warning("could not drop slot \"" ADOPT_SLOT
+			    "\" of %s/%d: %s",
+			    cl->cfg->name, primary->generation, err);
+}
+
 const struct adapter postgres_adapter = {
 	.name = "postgres",
 	.bootstrap = pg_bootstrap,
@@ -1353,5 +1393,6 @@ const struct adapter postgres_adapter = {
 	.promote = pg_promote,
 	.ensure_running = pg_ensure_running,
 	.prune_archive = pg_prune_archive,
+	.release_restore_point = pg_release_restore_point,
 	.stop = pg_stop,
 };

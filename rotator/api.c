@@ -364,6 +364,11 @@ static void on_request(struct evhttp_request *req, void *arg)
 	else if (strcmp(path, "/v1/events") == 0 && method == EVHTTP_REQ_GET)
 		reply_json(req, 200,
 			   json_pack("{s:o}", "events", daemon_events(api->d)));
+	else if (strcmp(path, "/v1/clusters") == 0 ||
+		 strcmp(path, "/v1/audit") == 0 ||
+		 strcmp(path, "/v1/events") == 0 ||
+		 strncmp(path, "/v1/rotations/", 14) == 0)
+		reply_error(req, 405, "method not allowed");
 	else
 		reply_error(req, 404, "no such resource");
 }

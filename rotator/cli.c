@@ -446,13 +446,22 @@ static int snapshot_verify(struct cli *cli, const char *id)
 int cli_snapshot(const char *config, int argc, char **argv)
 {
 	bool as_json = has_flag(argc, argv, "--json");
-	const char *verb = argc > 1 ? argv[1] : "";
-	const char *arg = argc > 2 ? argv[2] : NULL;
+	const char *words[2] = {"", NULL}, *verb, *arg;
 	json_t *reply = NULL;
 	struct cli cli;
 	char path[256];
-	int rc = 1;
+	int n = 0, rc = 1;
 
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			continue;
+		if (argv[i][0] == '-' || n == 2)
+			return usage_error("unexpected argument \"%s\"",
+					   argv[i]);
+		words[n++] = argv[i];
+	}
+	verb = words[0];
+	arg = words[1];
 	if (!arg || (strcmp(verb, "take") && strcmp(verb, "list") &&
 		     strcmp(verb, "verify")))
 		return usage_error(

@@ -185,7 +185,6 @@ int cluster_load_state(struct cluster *cl, char *err, size_t errlen)
 		cluster_add_node(cl, &n);
 		node_release(&n);
 	}
-	cl->bootstrapped = cl->n_nodes > 0;
 	rc = 0;
 out:
 	json_decref(root);

@@ -211,6 +211,7 @@ static void *startup_main(void *arg)
 
 	pthread_mutex_lock(&cl->job_lock);
 	sweep_orphans(cl);
+	store_clean_partial(cl);
 	pthread_mutex_lock(&cl->lock);
 	have_primary = cluster_primary(cl) != NULL;
 	if (have_primary)
@@ -354,30 +355,78 @@ static void arm_schedules(struct cluster *cl)
 	cl->next_snapshot_due = now + cl->cfg->snapshot_every_ms;
 }
 
+static bool differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
 /*
- * SIGHUP: read the file again.  The schedule, snapshot, rotation and
- * verify settings of existing clusters take effect at once; anything
- * else (endpoints, provisioners, clusters added or removed) needs a
- * restart and is reported so.
+ * The first key of cluster A that B changes and that only a restart can
+ * apply, or NULL.
+ */
+static const char *restart_key(const struct config_cluster *a,
+			       const struct config_cluster *b)
+{
+	if (differs(a->engine, b->engine) || a->bootstrap != b->bootstrap)
+		return "engine or bootstrap";
+	if (differs(a->endpoint_host, b->endpoint_host) ||
+	    a->endpoint_port != b->endpoint_port || a->hold_ms != b->hold_ms)
+		return "endpoint";
+	if (differs(a->auth_user, b->auth_user) ||
+	    differs(a->auth_password_file, b->auth_password_file))
+		return "auth";
+	if (differs(a->bin_dir, b->bin_dir) || differs(a->run_as, b->run_as) ||
+	    a->port_min != b->port_min || a->port_max != b->port_max)
+		return "provisioner";
+	return NULL;
+}
+
+/*
+ * SIGHUP: read the file again.  The log level and each cluster's
+ * schedule, snapshots, rotation, verify and server_settings take effect
+ * at once.  A change that needs a restart (state_dir, api, and a
+ * cluster's engine, endpoint, auth or provisioner) is refused with a
+ * warning that names it, and that part keeps its running configuration;
+ * so are clusters added or removed.
  */
 static void reload(struct daemon *d)
 {
 	char err[CONFIG_ERR_LEN];
 	struct config *cfg = config_load(d->cfg->path, err, sizeof(err));
+	enum log_level level;
 
 	if (!cfg) {
 		log_error("could not reload the configuration: %s", err);
 		return;
 	}
+	if (differs(cfg->state_dir, d->cfg->state_dir) ||
+	    differs(cfg->api_host, d->cfg->api_host) ||
+	    cfg->api_port != d->cfg->api_port ||
+	    differs(cfg->api_token_file, d->cfg->api_token_file)) {
+		log_warning(
+			"not reloading \"%s\": state_dir and api change only at a restart",
+			cfg->path);
+		config_free(cfg);
+		return;
+	}
+	if (cfg->log_level && log_parse_level(cfg->log_level, &level) == 0)
+		log_set_level(level);
 	for (int i = 0; i < d->n_clusters; i++) {
 		struct cluster *cl = d->clusters[i];
 		struct config_cluster *next =
 			config_cluster(cfg, cl->cfg->name);
+		const char *key = next ? restart_key(cl->cfg, next) : NULL;
 
 		if (!next) {
 			log_warning(
 				"cluster \"%s\" left the configuration; it stays managed until a restart",
 				cl->cfg->name);
+			continue;
+		}
+		if (key) {
+			log_warning(
+				"cluster \"%s\": its %s changed, which needs a restart; keeping its running configuration",
+				cl->cfg->name, key);
 			continue;
 		}
 		pthread_mutex_lock(&cl->lock);

@@ -25,6 +25,7 @@
 #define ERRLEN 512
 #define CATCH_UP_POLL_MS 100
 #define TEARDOWN_TRIES 3
+#define PROMOTE_TRIES 3
 
 static const char *const state_names[] = {
 	[ROT_PLANNED] = "planned",
@@ -296,6 +297,31 @@ static int make_primary(struct rotation *rot)
 }
 
 /*
+ * Step 5 of the switch, past the commit point: promote the fresh node,
+ * asking again (each time with a new switch_timeout) if it does not
+ * confirm.  Promotion is idempotent, so asking twice is harmless.
+ */
+static void promote(struct rotation *rot, int64_t deadline, char *err)
+{
+	struct cluster *cl = rot->cl;
+
+	for (int i = 0; i < PROMOTE_TRIES; i++) {
+		if (cl->adapter->promote(cl, &rot->fresh, deadline, err,
+					 ERRLEN) == 0) {
+			milestone(rot, "+promoted",
+				  "generation %d is the primary",
+				  rot->fresh.generation);
+			return;
+		}
+		slog_error(cl->scope, "rotation %s: %s; asking again", rot->id,
+			   err);
+		deadline = now_ms() + cl->cfg->switch_timeout_ms;
+	}
+	set_flag(rot, &rot->unconfirmed);
+	milestone(rot, "-promotion-unconfirmed", "%s", err);
+}
+
+/*
  * switching, the hard part.  Invariant 1 (never two writable primaries)
  * and 2 (no acknowledged write lost) rest on its order:
  *
@@ -310,16 +336,21 @@ static int make_primary(struct rotation *rot)
  * 6. record the new members, point the endpoint at the fresh node and
  *    release the held connections.
  *
+ * Steps 3 to 5 share one deadline: switch_timeout, and never later than
+ * the endpoint's hold_ms, after which held clients would be let through
+ * to the fenced old primary anyway.
+ *
  * A failure in steps 1 to 4 returns -1 with the old primary fenced or
  * not (rot->fenced); the caller rolls back.  From step 5 on it returns 0
- * and failures are logged: the rotation can only go forward.
+ * and failures are logged: the rotation can only go forward.  A promotion
+ * that is never confirmed leaves rot->unconfirmed set, and the old node
+ * is then kept, stopped, for an operator.
  */
 static int switch_over(struct rotation *rot, char *err)
 {
 	struct cluster *cl = rot->cl;
-	int64_t deadline = now_ms() + cl->cfg->switch_timeout_ms;
 	struct fence_point point;
-	int64_t pause;
+	int64_t pause, deadline, bound;
 
 	/* Step 1. */
 	if (cl->adapter->prepare_switch(cl, &rot->old, err, ERRLEN) == -1)
@@ -328,6 +359,10 @@ static int switch_over(struct rotation *rot, char *err)
 	/* Step 2. */
 	endpoint_hold(cl->endpoint);
 	rot->hold_started = now_ms();
+	bound = cl->cfg->switch_timeout_ms < cl->cfg->hold_ms
+			? cl->cfg->switch_timeout_ms
+			: cl->cfg->hold_ms;
+	deadline = rot->hold_started + bound;
 	set_flag(rot, &rot->held);
 	milestone(rot, "+held", "endpoint holds new connections");
 
@@ -358,11 +393,7 @@ static int switch_over(struct rotation *rot, char *err)
 		snprintf(err, ERRLEN, "could not journal the commit point");
 		return -1;
 	}
-	if (cl->adapter->promote(cl, &rot->fresh, deadline, err, ERRLEN) == -1)
-		slog_error(cl->scope, "rotation %s: %s; rolling forward",
-			   rot->id, err);
-	milestone(rot, "+promoted", "generation %d is the primary",
-		  rot->fresh.generation);
+	promote(rot, deadline, err);
 
 	/* Step 6. */
 	if (make_primary(rot) == -1)
@@ -435,6 +466,8 @@ static void roll_back(struct rotation *rot)
 		slog_error(cl->scope,
 			   "rotation %s: could not destroy the fresh node: %s",
 			   rot->id, err);
+	if (cl->adapter->release_restore_point)
+		cl->adapter->release_restore_point(cl, &rot->old);
 }
 
 static void finish(struct rotation *rot, enum rotation_state end,
@@ -472,6 +505,18 @@ static void finish(struct rotation *rot, enum rotation_state end,
 	if (cl->running == rot)
 		cl->running = NULL;
 	pthread_mutex_unlock(&cl->lock);
+}
+
+static void finish_unconfirmed(struct rotation *rot, const char *err)
+{
+	char reason[ERRLEN];
+
+	snprintf(
+		reason, sizeof(reason),
+		"promotion of generation %d was not confirmed (%s); generation %d is kept, stopped",
+		rot->fresh.generation, err, rot->old.generation);
+	slog_error(rot->cl->scope, "rotation %s: %s", rot->id, reason);
+	finish(rot, ROT_DONE, reason);
 }
 
 /*
@@ -518,12 +563,23 @@ static void *rotation_main(void *arg)
 	char err[ERRLEN] = "";
 
 	pthread_mutex_lock(&cl->job_lock);
-	if (run_to_commit(rot, err) == -1) {
+	if (journal_sync(rot) == -1) {
+		snprintf(err, ERRLEN, "could not write the journal");
+		finish(rot, ROT_ABORTED, err);
+	} else if (run_to_commit(rot, err) == -1) {
 		slog_warning(cl->scope, "rotation %s aborted: %s", rot->id,
 			     err);
 		roll_back(rot);
 		finish(rot, ROT_ABORTED, err);
+	} else if (rot->unconfirmed) {
+		/*
+		 * The old node stays, fenced and stopped: the fresh node
+		 * has every write, but until it is confirmed writable the
+		 * old one is the only other copy.
+		 */
+		finish_unconfirmed(rot, err);
 	} else {
+		err[0] = '\0';
 		if (rotation_enter(rot, ROT_TEARING_DOWN, NULL) == -1 ||
 		    tear_down(rot, err) == -1)
 			slog_error(cl->scope,
@@ -593,6 +649,13 @@ struct rotation *rotation_start(struct cluster *cl, const char *reason,
 
 	*conflict = false;
 	pthread_mutex_lock(&cl->lock);
+	if (cl->daemon->stopping || !cl->bootstrapped) {
+		*conflict = true;
+		snprintf(err, errlen, "cluster \"%s\" is %s", cl->cfg->name,
+			 cl->daemon->stopping ? "stopping" : "not ready");
+		pthread_mutex_unlock(&cl->lock);
+		return NULL;
+	}
 	if (cl->running) {
 		*conflict = true;
 		snprintf(err, errlen, "rotation %s is already running",
@@ -660,6 +723,9 @@ json_t *rotation_to_json(struct rotation *rot)
 				    json_integer(rot->write_pause_ms));
 	if (rot->state == ROT_ABORTED)
 		json_object_set_new(j, "abort_reason",
+				    json_string(rot->abort_reason));
+	else if (rot->state == ROT_DONE && rot->abort_reason[0])
+		json_object_set_new(j, "warning",
 				    json_string(rot->abort_reason));
 	return j;
 }

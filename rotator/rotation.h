@@ -48,9 +48,10 @@ struct rotation {
 	struct node old;   /* the node being replaced */
 	struct node fresh; /* its successor, once created */
 	bool have_fresh;
-	bool held;	/* endpoint holding connections */
-	bool fenced;	/* old primary stopped */
-	bool committed; /* fresh node promoted */
+	bool held;	  /* endpoint holding connections */
+	bool fenced;	  /* old primary stopped */
+	bool committed;	  /* fresh node promoted */
+	bool unconfirmed; /* promotion asked for, never confirmed */
 	char abort_reason[512];
 	int64_t requested_at; /* wall ms */
 	int64_t finished_at;
