@@ -173,6 +173,10 @@ int cluster_load_state(struct cluster *cl, char *err, size_t errlen)
 			 path);
 		goto out;
 	}
+	cl->last_rotation_at = json_integer_value(
+		json_object_get(root, "last_rotation_at_ms"));
+	cl->last_snapshot_at = json_integer_value(
+		json_object_get(root, "last_snapshot_at_ms"));
 	json_array_foreach (nodes, i, j) {
 		struct node n;
 
@@ -205,6 +209,10 @@ int cluster_save_state(struct cluster *cl)
 			 "next_generation", cl->next_generation,
 			 "next_snapshot", cl->next_snapshot, "next_rotation",
 			 cl->next_rotation, "nodes", nodes);
+	json_object_set_new(root, "last_rotation_at_ms",
+			    json_integer(cl->last_rotation_at));
+	json_object_set_new(root, "last_snapshot_at_ms",
+			    json_integer(cl->last_snapshot_at));
 	text = json_dumps(root, JSON_INDENT(2));
 	rc = write_file_durable(path, text, strlen(text), 0600);
 	if (rc == -1)

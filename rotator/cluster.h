@@ -74,6 +74,7 @@ struct cluster {
 	int64_t next_rotation_due; /* monotonic ms; 0 = none */
 	int64_t next_snapshot_due;
 	int64_t last_rotation_at; /* wall ms */
+	int64_t last_snapshot_at; /* wall ms */
 	bool bootstrapped;
 	bool bootstrap_failed;
 };

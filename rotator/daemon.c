@@ -149,6 +149,11 @@ static void take_snapshot(struct cluster *cl)
 	cl->snapshot_error = NULL;
 	pthread_mutex_unlock(&cl->lock);
 	if (store_take(cl, id, err, sizeof(err)) == 0) {
+		pthread_mutex_lock(&cl->lock);
+		cl->last_snapshot_at = wall_ms();
+		if (cluster_save_state(cl) == -1)
+			slog_error(cl->scope, "could not save cluster state");
+		pthread_mutex_unlock(&cl->lock);
 		daemon_event(cl->daemon, cl->cfg->name, "+snapshot-taken", id,
 			     "restore point recorded");
 		store_prune(cl, NULL);
@@ -282,10 +287,11 @@ static void spawn(void *(*fn)(void *), struct cluster *cl)
 int daemon_snapshot(struct cluster *cl, char *err, size_t errlen)
 {
 	pthread_mutex_lock(&cl->lock);
-	if (cl->snapshot_running || !cl->bootstrapped) {
+	if (cl->snapshot_running || !cl->bootstrapped || cl->daemon->stopping) {
 		snprintf(err, errlen, "%s",
-			 cl->snapshot_running ? "a snapshot is being taken"
-					      : "cluster is not ready");
+			 cl->snapshot_running	? "a snapshot is being taken"
+			 : cl->daemon->stopping ? "the daemon is stopping"
+						: "cluster is not ready");
 		pthread_mutex_unlock(&cl->lock);
 		return -1;
 	}
@@ -346,13 +352,29 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* Arm the schedules of CL from now. */
+/*
+ * What remains of a period of EVERY ms begun at wall-clock LAST (0 for
+ * never): schedules count from the last rotation or snapshot, not from
+ * the daemon's start, so that restarts do not postpone them.
+ */
+static int64_t time_left(int64_t every, int64_t last)
+{
+	int64_t since = wall_ms() - last;
+
+	if (last <= 0 || since < 0)
+		return every;
+	return since >= every ? 0 : every - since;
+}
+
+/* Arm the schedules of CL. */
 static void arm_schedules(struct cluster *cl)
 {
 	int64_t now = now_ms();
 
-	cl->next_rotation_due = now + cl->cfg->schedule_every_ms;
-	cl->next_snapshot_due = now + cl->cfg->snapshot_every_ms;
+	cl->next_rotation_due = now + time_left(cl->cfg->schedule_every_ms,
+						cl->last_rotation_at);
+	cl->next_snapshot_due = now + time_left(cl->cfg->snapshot_every_ms,
+						cl->last_snapshot_at);
 }
 
 static bool differs(const char *a, const char *b)
