@@ -348,7 +348,15 @@ static int pg_start(struct cluster *cl, const struct node *n, char *err,
 	const char *argv[] = {
 		"-D",	 dir,  "-l", logf, "-w", "-t", PG_START_TIMEOUT_S,
 		"start", NULL, NULL, NULL};
-	int rc;
+	int rc = 0;
+
+	/* An adopted server logs beside rotator's state, as run_as. */
+	if (n->adopted) {
+		char *logs = xasprintf("%s/logs", cl->dir);
+
+		rc = prov_mkdir(cl, logs, 0700, err, errlen);
+		free(logs);
+	}
 
 	/* An adopted server may keep its configuration elsewhere. */
 	if (n->conf_file) {
@@ -357,8 +365,9 @@ static int pg_start(struct cluster *cl, const struct node *n, char *err,
 		argv[8] = conf;
 		argv[9] = "start";
 	}
-	rc = prov_run(cl, "pg_ctl", argv, NULL, NULL, PG_TOOL_TIMEOUT_MS, err,
-		      errlen);
+	if (rc == 0)
+		rc = prov_run(cl, "pg_ctl", argv, NULL, NULL,
+			      PG_TOOL_TIMEOUT_MS, err, errlen);
 	free(conf);
 	free(logf);
 	free(dir);

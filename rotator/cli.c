@@ -171,6 +171,8 @@ static void print_cluster(json_t *c)
 			       : "");
 	else
 		printf("  last rotation: none\n");
+	if (json_object_get(last, "warning"))
+		printf("  warning: %s\n", jstr(last, "warning"));
 	if (json_is_string(json_object_get(c, "running_rotation")))
 		printf("  running rotation: %s\n", jstr(c, "running_rotation"));
 	format_age(json_integer_value(json_object_get(c, "next_rotation_in_s")),
@@ -203,6 +205,9 @@ int cli_status(const char *config, int argc, char **argv)
 	for (int k = 1; k < argc; k++) {
 		if (argv[k][0] == '-' && strcmp(argv[k], "--json") != 0)
 			return usage_error("unknown option \"%s\"", argv[k]);
+		if (argv[k][0] != '-' && name)
+			return usage_error("unexpected argument \"%s\"",
+					   argv[k]);
 		if (argv[k][0] != '-')
 			name = argv[k];
 	}
@@ -275,8 +280,13 @@ static int wait_rotation(struct cli *cli, const char *id)
 				if (rc)
 					printf("rotation %s aborted: %s\n", id,
 					       jstr(rot, "abort_reason"));
+				else if (json_object_get(rot, "warning"))
+					printf("rotation %s done with a warning: %s\n",
+					       id, jstr(rot, "warning"));
 				else
 					printf("rotation %s done\n", id);
+				if (json_object_get(rot, "warning"))
+					rc = 1;
 				json_decref(rot);
 				return rc;
 			}

@@ -313,8 +313,8 @@ static void promote(struct rotation *rot, int64_t deadline, char *err)
 				  rot->fresh.generation);
 			return;
 		}
-		slog_error(cl->scope, "rotation %s: %s; asking again", rot->id,
-			   err);
+		slog_error(cl->scope, "rotation %s: %s%s", rot->id, err,
+			   i + 1 < PROMOTE_TRIES ? "; asking again" : "");
 		deadline = now_ms() + cl->cfg->switch_timeout_ms;
 	}
 	set_flag(rot, &rot->unconfirmed);
@@ -817,13 +817,18 @@ int rotation_recover(struct cluster *cl, json_t *record)
 			 state_names[state]);
 		finish(rot, ROT_ABORTED, reason);
 	} else {
-		if (cl->adapter->promote(cl, &rot->fresh,
-					 now_ms() + cl->cfg->switch_timeout_ms,
-					 err, ERRLEN) == -1)
-			slog_error(cl->scope, "rotation %s: %s", id, err);
-		if (make_primary(rot) == -1 || tear_down(rot, err) == -1)
-			slog_error(cl->scope, "rotation %s: %s", id, err);
-		finish(rot, ROT_DONE, NULL);
+		promote(rot, now_ms() + cl->cfg->switch_timeout_ms, err);
+		if (make_primary(rot) == -1)
+			slog_error(cl->scope,
+				   "rotation %s: could not save members", id);
+		if (rot->unconfirmed) {
+			finish_unconfirmed(rot, err);
+		} else {
+			if (tear_down(rot, err) == -1)
+				slog_error(cl->scope, "rotation %s: %s", id,
+					   err);
+			finish(rot, ROT_DONE, NULL);
+		}
 	}
 	rot->finished = true;
 	pthread_mutex_lock(&cl->lock);

@@ -3,9 +3,9 @@
 # and the unprivileged user that test and demo servers run as.
 set -eu
 
-pkgs="build-essential pkg-config libpq-dev libhiredis-dev libevent-dev
+pkgs="build-essential pkg-config libpq-dev libevent-dev
 libjansson-dev libssl-dev libcmocka-dev postgresql-15 postgresql-client-15
-redis-server redis-tools curl clang-format python3"
+curl procps clang-format python3"
 
 missing=""
 for p in $pkgs; do
