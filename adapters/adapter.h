@@ -80,7 +80,8 @@ struct adapter {
 	/*
 	 * Lay the snapshot in DIR down into FRESH's directory, verifying each
 	 * file as it is copied, configure FRESH as a replica of PRIMARY and
-	 * start it.
+	 * start it.  Returns -2 (not -1) when the snapshot itself does not
+	 * match its manifests: it must not seed any node again.
 	 */
 	int (*seed)(struct cluster *cl, const char *dir, json_t *manifest,
 		    struct node *fresh, struct node *primary, char *err,

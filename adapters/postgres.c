@@ -561,8 +561,8 @@ static int control_field(const char *text, const char *key, char *buf,
  * each path to {"size": N, "sha256": HEX}, plus rotator's list of WAL
  * files.  Returns NULL after writing ERR.
  */
-static json_t *expected_files(const char *data, json_t *manifest, char *err,
-			      size_t errlen)
+static json_t *expected_files(const char *data, json_t *manifest,
+			      bool *mismatch, char *err, size_t errlen)
 {
 	char *path = xasprintf("%s/backup_manifest", data);
 	json_t *bm = NULL, *files, *f, *expected = NULL;
@@ -571,6 +571,7 @@ static json_t *expected_files(const char *data, json_t *manifest, char *err,
 	const char *want;
 	size_t i;
 
+	*mismatch = true;
 	if (sha256_file(path, sha, NULL) == -1) {
 		snprintf(err, errlen, "could not read \"%s\": %s", path,
 			 strerror(errno));
@@ -633,6 +634,7 @@ struct walk {
 	char *err;
 	size_t errlen;
 	uint64_t bytes;
+	bool mismatch; /* the snapshot itself is at fault, not the copy */
 };
 
 static __thread struct walk *walk_state;
@@ -684,6 +686,7 @@ static int copy_verified(struct walk *w, const char *rel, const char *src,
 			w->err, w->errlen,
 			"file \"%s\" of the snapshot does not match its manifest",
 			rel);
+		w->mismatch = true;
 		goto out;
 	}
 	w->bytes += size;
@@ -732,6 +735,7 @@ static int walk_entry(const char *path, const struct stat *st, int flag,
 		snprintf(w->err, w->errlen,
 			 "snapshot holds \"%s\", which is not a regular file",
 			 rel);
+		w->mismatch = true;
 		return -1;
 	}
 	if (strcmp(rel, "backup_manifest") == 0)
@@ -740,6 +744,7 @@ static int walk_entry(const char *path, const struct stat *st, int flag,
 	if (!want) {
 		snprintf(w->err, w->errlen,
 			 "snapshot holds \"%s\", which no manifest lists", rel);
+		w->mismatch = true;
 		return -1;
 	}
 	if (copy_verified(w, rel, path, want) == -1)
@@ -751,7 +756,9 @@ static int walk_entry(const char *path, const struct stat *st, int flag,
 /*
  * Walk the snapshot data directory SRC: every file must be listed by a
  * manifest and match it, and every listed file must be there.  With DST,
- * copy the tree there as it is checked, owned by run_as.
+ * copy the tree there as it is checked, owned by run_as.  Returns 0, -2
+ * when the snapshot does not match its manifests, or -1 for any other
+ * failure, after writing ERR.
  */
 static int walk_snapshot(struct cluster *cl, const char *src, const char *dst,
 			 json_t *manifest, char *err, size_t errlen)
@@ -760,9 +767,10 @@ static int walk_snapshot(struct cluster *cl, const char *src, const char *dst,
 	int rc = -1;
 
 	err[0] = '\0';
-	w.expected = expected_files(src, manifest, err, errlen);
+	w.expected = expected_files(src, manifest, &w.mismatch, err, errlen);
 	if (!w.expected)
-		return -1;
+		return w.mismatch ? -2 : -1;
+	w.mismatch = false;
 	if (prov_owner(cl, &w.uid, &w.gid, err, errlen) == -1)
 		goto out;
 	w.buf = xmalloc(COPY_CHUNK);
@@ -777,6 +785,7 @@ static int walk_snapshot(struct cluster *cl, const char *src, const char *dst,
 		snprintf(err, errlen,
 			 "snapshot lacks \"%s\", which its manifest lists",
 			 json_object_iter_key(json_object_iter(w.expected)));
+		w.mismatch = true;
 		goto out;
 	}
 	log_debug("checked %" PRIu64 " bytes of \"%s\"", w.bytes, src);
@@ -785,7 +794,7 @@ out:
 	walk_state = NULL;
 	free(w.buf);
 	json_decref(w.expected);
-	return rc;
+	return rc == -1 && w.mismatch ? -2 : rc;
 }
 
 /*
@@ -1032,7 +1041,7 @@ static int pg_verify_snapshot(struct cluster *cl, const char *dir,
 	const char *verify[] = {"--quiet", data, NULL};
 	int rc;
 
-	rc = walk_snapshot(cl, data, NULL, manifest, err, errlen);
+	rc = walk_snapshot(cl, data, NULL, manifest, err, errlen) == 0 ? 0 : -1;
 	if (rc == 0)
 		rc = prov_run(cl, "pg_verifybackup", verify, NULL, NULL,
 			      PG_TOOL_TIMEOUT_MS, err, errlen);
@@ -1075,8 +1084,11 @@ static int pg_seed(struct cluster *cl, const char *dir, json_t *manifest,
 		goto out;
 
 	/* Step 1 and 2. */
-	if (walk_snapshot(cl, src, dst, manifest, err, errlen) == -1 ||
-	    sync_tree(dst, err, errlen) == -1)
+	rc = walk_snapshot(cl, src, dst, manifest, err, errlen);
+	if (rc != 0)
+		goto out;
+	rc = -1;
+	if (sync_tree(dst, err, errlen) == -1)
 		goto out;
 
 	/* Step 3. */

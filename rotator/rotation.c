@@ -26,6 +26,7 @@
 #define CATCH_UP_POLL_MS 100
 #define TEARDOWN_TRIES 3
 #define PROMOTE_TRIES 3
+#define SEED_TRIES 3
 
 static const char *const state_names[] = {
 	[ROT_PLANNED] = "planned",
@@ -168,7 +169,7 @@ static bool stopping(struct rotation *rot, char *err)
  * planned: choose the newest restore point, taking one first when the
  * cluster has none, and check its manifest against the audit log.
  */
-static json_t *plan(struct rotation *rot, char *err)
+static json_t *plan(struct rotation *rot, bool *bad, char *err)
 {
 	struct cluster *cl = rot->cl;
 	char id[64];
@@ -189,7 +190,7 @@ static json_t *plan(struct rotation *rot, char *err)
 	pthread_mutex_lock(&cl->lock);
 	snprintf(rot->restore_point, sizeof(rot->restore_point), "%s", id);
 	pthread_mutex_unlock(&cl->lock);
-	return store_open(cl, id, err, ERRLEN);
+	return store_open(cl, id, bad, err, ERRLEN);
 }
 
 /*
@@ -524,20 +525,75 @@ static void finish_unconfirmed(struct rotation *rot, const char *err)
 }
 
 /*
+ * Set the rotation's restore point aside for REASON and, if a fresh node
+ * was made from it, destroy that node.  Returns 0, or -1 after writing
+ * ERR when the node could not be destroyed.
+ */
+static int reject_restore_point(struct rotation *rot, const char *reason,
+				char *err)
+{
+	struct cluster *cl = rot->cl;
+
+	slog_warning(cl->scope, "rotation %s: restore point %s rejected: %s",
+		     rot->id, rot->restore_point, reason);
+	store_reject(cl, rot->restore_point, reason);
+	if (!rot->have_fresh)
+		return 0;
+	if (destroy_node(cl, &rot->fresh, err) == -1)
+		return -1;
+	pthread_mutex_lock(&cl->lock);
+	rot->have_fresh = false;
+	pthread_mutex_unlock(&cl->lock);
+	node_release(&rot->fresh);
+	return journal_sync(rot);
+}
+
+/*
+ * planned and provisioning, with a fallback.  A restore point whose
+ * manifest does not match its audit record, or whose files do not match
+ * their manifest as they are laid down, is set aside (invariant 3) and
+ * the next newest is tried, up to SEED_TRIES; with none left, a fresh one
+ * is taken.  Returns 0 once a fresh node is seeded and started.
+ */
+static int plan_and_provision(struct rotation *rot, char *err)
+{
+	char why[ERRLEN];
+
+	for (int i = 0; i < SEED_TRIES; i++) {
+		bool bad = false;
+		json_t *manifest = plan(rot, &bad, err);
+		int rc;
+
+		if (!manifest && !bad)
+			return -1;
+		if (manifest) {
+			rc = rotation_enter(rot, ROT_PROVISIONING,
+					    rot->restore_point);
+			if (rc == 0)
+				rc = provision(rot, manifest, err);
+			json_decref(manifest);
+			if (rc != -2)
+				return rc;
+		}
+		snprintf(why, sizeof(why), "%s", err);
+		if (reject_restore_point(rot, why, err) == -1)
+			return -1;
+	}
+	snprintf(err, ERRLEN, "no restore point verified in %d tries",
+		 SEED_TRIES);
+	return -1;
+}
+
+/*
  * Steps up to and including the commit point.  Returns 0 once the fresh
  * node is the primary, or -1 with the reason in ERR.
  */
 static int run_to_commit(struct rotation *rot, char *err)
 {
 	struct cluster *cl = rot->cl;
-	json_t *manifest;
 	int rc = -1;
 
-	manifest = plan(rot, err);
-	if (!manifest)
-		return -1;
-	if (rotation_enter(rot, ROT_PROVISIONING, rot->restore_point) == -1 ||
-	    provision(rot, manifest, err) == -1)
+	if (plan_and_provision(rot, err) == -1)
 		goto out;
 	if (stopping(rot, err) ||
 	    rotation_enter(rot, ROT_CATCHING_UP, NULL) == -1 ||
@@ -556,7 +612,6 @@ static int run_to_commit(struct rotation *rot, char *err)
 out:
 	if (rc == -1 && !err[0])
 		snprintf(err, ERRLEN, "could not write the journal");
-	json_decref(manifest);
 	return rc;
 }
 

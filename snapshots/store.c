@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "adapters/adapter.h"
 #include "rotator/audit.h"
@@ -194,29 +195,49 @@ json_t *store_list(struct cluster *cl)
 	return list;
 }
 
-json_t *store_open(struct cluster *cl, const char *id, char *err, size_t errlen)
+json_t *store_open(struct cluster *cl, const char *id, bool *bad, char *err,
+		   size_t errlen)
 {
 	char *dir = store_path(cl, id);
 	char sha[SHA256_HEX_LEN + 1];
 	json_t *m;
 
+	*bad = true;
 	m = manifest_read(dir, sha, err, errlen);
 	free(dir);
 	if (!m)
 		return NULL;
 	if (manifest_check_record(cl->daemon->audit_path, id, sha, err,
 				  errlen) == -1) {
+		/* An audit log that cannot be read is not the point's fault. */
+		*bad = access(cl->daemon->audit_path, R_OK) == 0;
 		json_decref(m);
 		return NULL;
 	}
+	*bad = false;
 	return m;
 }
 
-/*
- * Restore points of an adopted primary can seed a node only while that
- * primary serves (through its slot); they are skipped here, and the
- * rotation of an adopted primary takes its own.
- */
+void store_reject(struct cluster *cl, const char *id, const char *reason)
+{
+	char *dir = store_path(cl, id);
+	char *aside = xasprintf("%s.rejected", dir);
+	json_t *fields =
+		json_pack("{s:s, s:s}", "snapshot", id, "reason", reason);
+
+	if (rename(dir, aside) == -1 || fsync_parent(aside) == -1)
+		log_error("could not set restore point \"%s\" aside: %s", dir,
+			  strerror(errno));
+	if (audit_append(cl->daemon->audit, "restore_point_rejected",
+			 cl->cfg->name, fields) == -1)
+		log_error("could not record the rejection of \"%s\"", id);
+	daemon_event(cl->daemon, cl->cfg->name, "-restore-point-rejected", id,
+		     "%s", reason);
+	json_decref(fields);
+	free(aside);
+	free(dir);
+}
+
 int store_newest(struct cluster *cl, char *id, size_t len)
 {
 	char sha[SHA256_HEX_LEN + 1], err[512];

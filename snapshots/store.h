@@ -10,6 +10,7 @@
 #ifndef ROTATOR_STORE_H
 #define ROTATOR_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -38,10 +39,18 @@ json_t *store_list(struct cluster *cl);
 /*
  * Open restore point ID for seeding: read its manifest and check its hash
  * against the audit log (invariant 3).  Returns the manifest (new
- * reference) or NULL after writing ERR.
+ * reference) or NULL after writing ERR; *BAD is then true when the fault
+ * is the restore point's (unreadable manifest, no record, wrong hash).
  */
-json_t *store_open(struct cluster *cl, const char *id, char *err,
+json_t *store_open(struct cluster *cl, const char *id, bool *bad, char *err,
 		   size_t errlen);
+
+/*
+ * Set restore point ID aside for good: renamed to ID.rejected (kept for
+ * inspection, never used or pruned), recorded in the audit log with
+ * REASON.
+ */
+void store_reject(struct cluster *cl, const char *id, const char *reason);
 
 /* The id of CL's newest restore point into ID, or -1 when there is none. */
 int store_newest(struct cluster *cl, char *id, size_t len) WUR;
