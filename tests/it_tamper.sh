@@ -24,7 +24,7 @@ check "it tried the changed restore point first" \
 check "then went on from the previous one" \
 	grep -q "provisioning .*orders-000001" "$T/rotate1.out"
 check "the changed restore point is set aside" \
-	[ -d "$SNAPS/orders-000002.rejected" ] && [ ! -d "$SNAPS/orders-000002" ]
+	test -d "$SNAPS/orders-000002.rejected" -a ! -d "$SNAPS/orders-000002"
 check "the new primary was born from orders-000001" \
 	sh -c "\"$ROTATOR\" -c \"$T/rotator.json\" status orders | grep -q 'primary .*orders-000001'"
 
