@@ -251,19 +251,25 @@ static void post_snapshot(struct cluster *cl, struct evhttp_request *req)
 	reply_json(req, 202, json_pack("{s:b}", "taking", 1));
 }
 
+/* The cluster that snapshot or rotation ID ("NAME-...") belongs to. */
+static struct cluster *cluster_of_id(struct api *api, const char *id)
+{
+	const char *dash = strrchr(id, '-');
+	char name[64];
+
+	if (!dash || dash - id >= (long)sizeof(name))
+		return NULL;
+	snprintf(name, sizeof(name), "%.*s", (int)(dash - id), id);
+	return daemon_cluster(api->d, name);
+}
+
 static void get_rotation(struct api *api, struct evhttp_request *req,
 			 const char *id)
 {
-	const char *dash = strrchr(id, '-');
-	struct cluster *cl = NULL;
+	struct cluster *cl = cluster_of_id(api, id);
 	struct rotation *rot;
-	char name[64];
 	json_t *j = NULL;
 
-	if (dash && dash - id < (long)sizeof(name)) {
-		snprintf(name, sizeof(name), "%.*s", (int)(dash - id), id);
-		cl = daemon_cluster(api->d, name);
-	}
 	if (cl) {
 		pthread_mutex_lock(&cl->lock);
 		rot = rotation_find(cl, id);
@@ -297,6 +303,60 @@ static void get_audit(struct api *api, struct evhttp_request *req)
 		return;
 	}
 	reply_json(req, 200, json_pack("{s:o}", "entries", entries));
+}
+
+static json_t *verify_json(struct cluster *cl)
+{
+	json_t *j;
+
+	pthread_mutex_lock(&cl->lock);
+	j = json_pack("{s:s, s:s, s:s}", "snapshot", cl->verify_id, "state",
+		      cl->verify_running  ? "running"
+		      : cl->verify_passed ? "verified"
+					  : "failed",
+		      "reason", cl->verify_reason);
+	pthread_mutex_unlock(&cl->lock);
+	return j;
+}
+
+/*
+ * POST /v1/snapshots/ID/verify starts a check of restore point ID from
+ * scratch; GET on the same path says how the last check of it went.
+ */
+static void route_verify(struct api *api, struct evhttp_request *req,
+			 enum evhttp_cmd_type method, const char *rest)
+{
+	const char *slash = strchr(rest, '/');
+	struct cluster *cl;
+	char id[64], err[512];
+	bool known;
+
+	if (!slash || strcmp(slash, "/verify") != 0 ||
+	    slash - rest >= (long)sizeof(id)) {
+		reply_error(req, 404, "no such resource");
+		return;
+	}
+	snprintf(id, sizeof(id), "%.*s", (int)(slash - rest), rest);
+	cl = cluster_of_id(api, id);
+	if (!cl) {
+		reply_error(req, 404, "no snapshot \"%s\"", id);
+		return;
+	}
+	if (method == EVHTTP_REQ_POST) {
+		if (daemon_verify(cl, id, err, sizeof(err)) == -1)
+			reply_error(req, 409, "%s", err);
+		else
+			reply_json(req, 202, verify_json(cl));
+		return;
+	}
+	pthread_mutex_lock(&cl->lock);
+	known = strcmp(cl->verify_id, id) == 0;
+	pthread_mutex_unlock(&cl->lock);
+	if (!known)
+		reply_error(req, 404,
+			    "no check of \"%s\" since the daemon started", id);
+	else
+		reply_json(req, 200, verify_json(cl));
 }
 
 /*
@@ -361,6 +421,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 		get_rotation(api, req, path + 14);
 	else if (strcmp(path, "/v1/audit") == 0 && method == EVHTTP_REQ_GET)
 		get_audit(api, req);
+	else if (strncmp(path, "/v1/snapshots/", 14) == 0)
+		route_verify(api, req, method, path + 14);
 	else if (strcmp(path, "/v1/events") == 0 && method == EVHTTP_REQ_GET)
 		reply_json(req, 200,
 			   json_pack("{s:o}", "events", daemon_events(api->d)));

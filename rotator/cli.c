@@ -1,7 +1,7 @@
 /*
  * cli.c: status, rotate, snapshot and audit.  They talk to the daemon
- * over its API, except "snapshot verify" and "audit verify", which read
- * the state directory themselves so that they work with the daemon down.
+ * over its API, except "audit verify", which reads the log itself so
+ * that the chain can be checked with the daemon down.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -9,14 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "adapters/adapter.h"
 #include "rotator/audit.h"
 #include "rotator/cli.h"
-#include "rotator/cluster.h"
 #include "rotator/config.h"
 #include "rotator/httpc.h"
 #include "rotator/util.h"
-#include "snapshots/store.h"
 
 #define POLL_MS 100
 #define API_TIMEOUT_S 10
@@ -415,42 +412,43 @@ fail:
 }
 
 /*
- * "snapshot verify ID", without the daemon: the cluster is named by the
- * id's prefix; its files are checked against both manifests and the
- * manifest against the audit log.
+ * "snapshot verify ID": the daemon checks restore point ID from scratch
+ * (every file against both manifests, the manifest against the audit
+ * log, pg_verifybackup); this follows the check to its end.
  */
 static int snapshot_verify(struct cli *cli, const char *id)
 {
-	const char *dash = strrchr(id, '-');
-	struct cluster cl = {0};
-	char name[64], err[512];
-	char *audit_path;
-	int rc;
+	int64_t deadline = now_ms() + 6 * 60 * 60 * 1000;
+	char path[256];
+	json_t *reply = NULL;
+	const char *state;
+	int rc = 1;
 
-	if (!dash || dash == id || dash - id >= (long)sizeof(name)) {
-		fprintf(stderr, "rotator: \"%s\" is not a snapshot id\n", id);
-		return 2;
-	}
-	snprintf(name, sizeof(name), "%.*s", (int)(dash - id), id);
-	cl.cfg = config_cluster(cli->cfg, name);
-	if (!cl.cfg) {
-		fprintf(stderr, "rotator: no cluster \"%s\" in \"%s\"\n", name,
-			cli->cfg->path);
+	snprintf(path, sizeof(path), "/v1/snapshots/%s/verify", id);
+	if (call(cli, "POST", path, NULL, NULL) != 202)
 		return 1;
+	while (now_ms() < deadline) {
+		sleep_ms(POLL_MS * 2);
+		json_decref(reply);
+		reply = NULL;
+		if (call(cli, "GET", path, NULL, &reply) != 200)
+			break;
+		state = jstr(reply, "state");
+		if (strcmp(state, "running") == 0)
+			continue;
+		if (strcmp(state, "verified") == 0) {
+			printf("snapshot %s verifies: manifest matches its audit record, every file matches\n",
+			       id);
+			rc = 0;
+		} else {
+			fprintf(stderr,
+				"rotator: snapshot %s does not verify: %s\n",
+				id, jstr(reply, "reason"));
+		}
+		break;
 	}
-	cl.adapter = adapter_find(cl.cfg->engine);
-	cl.dir = xasprintf("%s/clusters/%s", cli->cfg->state_dir, name);
-	audit_path = xasprintf("%s/audit.log", cli->cfg->state_dir);
-	rc = store_verify(&cl, audit_path, id, err, sizeof(err));
-	if (rc == 0)
-		printf("snapshot %s verifies: manifest matches its audit record, every file matches\n",
-		       id);
-	else
-		fprintf(stderr, "rotator: snapshot %s does not verify: %s\n",
-			id, err);
-	free(audit_path);
-	free(cl.dir);
-	return rc == 0 ? 0 : 1;
+	json_decref(reply);
+	return rc;
 }
 
 int cli_snapshot(const char *config, int argc, char **argv)
@@ -477,7 +475,7 @@ int cli_snapshot(const char *config, int argc, char **argv)
 		return usage_error(
 			"%s",
 			"usage: snapshot take CLUSTER | list CLUSTER [--json] | verify ID");
-	if (cli_open(&cli, config, strcmp(verb, "take") == 0) == -1)
+	if (cli_open(&cli, config, strcmp(verb, "list") != 0) == -1)
 		return 2;
 	if (strcmp(verb, "take") == 0) {
 		rc = snapshot_take(&cli, arg);

@@ -68,8 +68,13 @@ struct cluster {
 	struct rotation *history[CLUSTER_HISTORY]; /* newest last */
 	int n_history;
 	bool snapshot_running;
-	char *snapshot_job;   /* id being taken, or NULL */
 	char *snapshot_error; /* last failure, or NULL */
+
+	/* The last "snapshot verify" of this cluster, run by the daemon. */
+	char verify_id[64];	  /* restore point, "" for none yet */
+	bool verify_running;
+	bool verify_passed;
+	char verify_reason[512]; /* why it failed */
 
 	int64_t next_rotation_due; /* monotonic ms; 0 = none */
 	int64_t next_snapshot_due;

@@ -301,6 +301,61 @@ int daemon_snapshot(struct cluster *cl, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * A "snapshot verify" job: every file against both manifests, the
+ * manifest against the audit log, then pg_verifybackup.  It takes no
+ * job lock, so a rotation is not held up; a restore point pruned
+ * meanwhile fails with the reason.
+ */
+static void *verify_main(void *arg)
+{
+	struct cluster *cl = arg;
+	char id[64], err[ERRLEN] = "";
+	json_t *fields;
+	bool passed;
+
+	pthread_mutex_lock(&cl->lock);
+	snprintf(id, sizeof(id), "%s", cl->verify_id);
+	pthread_mutex_unlock(&cl->lock);
+	passed = store_verify(cl, cl->daemon->audit_path, id, err,
+			      sizeof(err)) == 0;
+	fields = json_pack("{s:s, s:b, s:s}", "snapshot", id, "passed",
+			   passed, "reason", err);
+	if (audit_append(cl->daemon->audit, "restore_point_checked",
+			 cl->cfg->name, fields) == -1)
+		slog_error(cl->scope, "could not record the check of %s", id);
+	json_decref(fields);
+	daemon_event(cl->daemon, cl->cfg->name,
+		     passed ? "+restore-point-verified"
+			    : "-restore-point-unverified",
+		     id, "%s", err);
+	pthread_mutex_lock(&cl->lock);
+	cl->verify_passed = passed;
+	snprintf(cl->verify_reason, sizeof(cl->verify_reason), "%s", err);
+	cl->verify_running = false;
+	pthread_mutex_unlock(&cl->lock);
+	return NULL;
+}
+
+int daemon_verify(struct cluster *cl, const char *id, char *err,
+		  size_t errlen)
+{
+	pthread_mutex_lock(&cl->lock);
+	if (cl->verify_running || cl->daemon->stopping) {
+		snprintf(err, errlen, "%s",
+			 cl->verify_running ? "a check is already running"
+					    : "the daemon is stopping");
+		pthread_mutex_unlock(&cl->lock);
+		return -1;
+	}
+	snprintf(cl->verify_id, sizeof(cl->verify_id), "%s", id);
+	cl->verify_running = true;
+	cl->verify_reason[0] = '\0';
+	pthread_mutex_unlock(&cl->lock);
+	spawn(verify_main, cl);
+	return 0;
+}
+
 /* The schedules, once a second on the loop thread. */
 static void tick_cluster(struct daemon *d, struct cluster *cl)
 {
@@ -334,6 +389,7 @@ static bool jobs_running(struct daemon *d)
 
 		pthread_mutex_lock(&cl->lock);
 		busy |= cl->running != NULL || cl->snapshot_running ||
+			cl->verify_running ||
 			(!cl->bootstrapped && !cl->bootstrap_failed);
 		pthread_mutex_unlock(&cl->lock);
 	}

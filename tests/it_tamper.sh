@@ -40,5 +40,11 @@ check "that restore point is set aside too" \
 	[ -d "$SNAPS/orders-000003.rejected" ]
 check "the audit log records both rejections" \
 	[ "$(rot audit list --cluster orders | grep -c restore_point_rejected)" -eq 2 ]
+check "POST verify without the token is 401" \
+	[ "$(api POST /v1/snapshots/orders-000001/verify)" = 401 ]
+check "a check of an unknown cluster's snapshot is 404" \
+	[ "$(api GET /v1/snapshots/nope-000001/verify)" = 404 ]
+check "the daemon's three checks are in the audit log" \
+	[ "$(rot audit list --cluster orders | grep -c restore_point_checked)" -eq 3 ]
 check "audit verify passes" rot audit verify
 finish
