@@ -193,14 +193,18 @@ static int write_passfile(struct cluster *cl, char *err, size_t errlen)
 	return rc;
 }
 
-/* VALUE as the inside of a single-quoted setting: quotes doubled. */
+/*
+ * VALUE as the inside of a single-quoted setting: the configuration
+ * parser reads backslash escapes there, so backslashes are doubled, and
+ * so are quotes.
+ */
 static char *quote_setting(const char *value)
 {
 	char *out = xmalloc(2 * strlen(value) + 1), *o = out;
 
 	for (; *value; value++) {
-		if (*value == '\'')
-			*o++ = '\'';
+		if (*value == '\'' || *value == '\\')
+			*o++ = *value;
 		*o++ = *value;
 	}
 	*o = '\0';
@@ -1338,7 +1342,16 @@ static int pg_promote(struct cluster *cl, struct node *fresh, int64_t deadline,
 
 	if (!conn)
 		return -1;
-	if (pg_row(conn, "SELECT pg_promote(false)", v, 1, err, errlen) == -1)
+
+	/*
+	 * pg_promote() raises an error on a server out of recovery: asked
+	 * again (a retry, or recovery after a crash), a node that was
+	 * already promoted is simply confirmed.
+	 */
+	if (pg_row(conn, "SELECT pg_is_in_recovery()", v, 1, err, errlen) ==
+		    -1 ||
+	    (strcmp(v[0], "t") == 0 &&
+	     pg_row(conn, "SELECT pg_promote(false)", v, 1, err, errlen) == -1))
 		goto out;
 	for (;;) {
 		if (pg_row(conn, "SELECT pg_is_in_recovery()", v, 1, err,

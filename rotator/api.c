@@ -205,9 +205,12 @@ static void post_rotate(struct api *api, struct evhttp_request *req,
 	if (!body)
 		return;
 	reason = json_object_get(body, "reason");
-	if (reason && !json_is_string(reason)) {
+	if ((reason && !json_is_string(reason)) ||
+	    (json_object_get(body, "requester") &&
+	     !json_is_string(json_object_get(body, "requester")))) {
 		json_decref(body);
-		reply_error(req, 400, "\"reason\" must be a string");
+		reply_error(req, 400,
+			    "\"reason\" and \"requester\" must be strings");
 		return;
 	}
 	rot = rotation_start(cl, reason ? json_string_value(reason) : "forced",
@@ -295,6 +298,11 @@ static void get_audit(struct api *api, struct evhttp_request *req)
 		&query);
 	cluster = evhttp_find_header(&query, "cluster");
 	limit = evhttp_find_header(&query, "limit");
+	if (limit && (limit[strspn(limit, "0123456789")] || !*limit)) {
+		evhttp_clear_headers(&query);
+		reply_error(req, 400, "limit must be a whole number");
+		return;
+	}
 	entries = audit_read(api->d->audit_path, cluster,
 			     limit ? strtoul(limit, NULL, 10) : 0);
 	evhttp_clear_headers(&query);
@@ -448,7 +456,9 @@ struct api *api_new(struct daemon *d, const char *host, int port)
 	evhttp_set_timeout(api->http, 30);
 	evhttp_set_gencb(api->http, on_request, api);
 	if (evhttp_bind_socket(api->http, host, (ev_uint16_t)port) != 0) {
-		log_error("could not listen on %s:%d for the API", host, port);
+		fprintf(stderr,
+			"rotator: could not listen on %s:%d for the API: %s\n",
+			host, port, strerror(errno));
 		api_free(api);
 		return NULL;
 	}

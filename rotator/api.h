@@ -29,7 +29,6 @@ int daemon_snapshot(struct cluster *cl, char *err, size_t errlen);
  * outcome lands in CL's verify_* members and the audit log.  Returns 0,
  * or -1 after writing ERR when a check of CL is already running.
  */
-int daemon_verify(struct cluster *cl, const char *id, char *err,
-		  size_t errlen);
+int daemon_verify(struct cluster *cl, const char *id, char *err, size_t errlen);
 
 #endif

@@ -71,7 +71,7 @@ struct cluster {
 	char *snapshot_error; /* last failure, or NULL */
 
 	/* The last "snapshot verify" of this cluster, run by the daemon. */
-	char verify_id[64];	  /* restore point, "" for none yet */
+	char verify_id[64]; /* restore point, "" for none yet */
 	bool verify_running;
 	bool verify_passed;
 	char verify_reason[512]; /* why it failed */

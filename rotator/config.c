@@ -805,6 +805,16 @@ static int parse_root(struct parser *p, json_t *json, struct config *cfg)
 	if (log_parse_level(cfg->log_level, &level) < 0)
 		return fail(p, "", "log_level", "unknown log level \"%s\": %s",
 			    cfg->log_level, level_hint);
+
+	/*
+	 * The state directory is written into the servers' archive and
+	 * restore commands, which a shell runs inside quotes.
+	 */
+	if (cfg->state_dir[0] != '/' || strpbrk(cfg->state_dir, "'\"\\$`\n"))
+		return fail(
+			p, "", "state_dir",
+			"\"%s\" must be an absolute path without quotes, backslashes, '$' or '`'",
+			cfg->state_dir);
 	if (parse_clusters(p, &root, cfg) < 0)
 		return -1;
 	for (int i = 0; i < cfg->n_clusters; i++) {

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -230,8 +232,8 @@ static void *startup_main(void *arg)
 	}
 	if (rc == 0) {
 		pthread_mutex_lock(&cl->lock);
-		endpoint_set_target(cl->endpoint, cluster_primary(cl)->host,
-				    cluster_primary(cl)->port);
+		endpoint_release(cl->endpoint, cluster_primary(cl)->host,
+				 cluster_primary(cl)->port);
 		pthread_mutex_unlock(&cl->lock);
 		/*
 		 * A first restore point, except of an adopted primary: its
@@ -243,6 +245,7 @@ static void *startup_main(void *arg)
 			take_snapshot(cl);
 	} else {
 		slog_error(cl->scope, "could not start cluster: %s", err);
+		endpoint_release(cl->endpoint, NULL, 0);
 		daemon_event(cl->daemon, cl->cfg->name, "-cluster-failed", NULL,
 			     "%s", err);
 	}
@@ -319,8 +322,8 @@ static void *verify_main(void *arg)
 	pthread_mutex_unlock(&cl->lock);
 	passed = store_verify(cl, cl->daemon->audit_path, id, err,
 			      sizeof(err)) == 0;
-	fields = json_pack("{s:s, s:b, s:s}", "snapshot", id, "passed",
-			   passed, "reason", err);
+	fields = json_pack("{s:s, s:b, s:s}", "snapshot", id, "passed", passed,
+			   "reason", err);
 	if (audit_append(cl->daemon->audit, "restore_point_checked",
 			 cl->cfg->name, fields) == -1)
 		slog_error(cl->scope, "could not record the check of %s", id);
@@ -337,8 +340,7 @@ static void *verify_main(void *arg)
 	return NULL;
 }
 
-int daemon_verify(struct cluster *cl, const char *id, char *err,
-		  size_t errlen)
+int daemon_verify(struct cluster *cl, const char *id, char *err, size_t errlen)
 {
 	pthread_mutex_lock(&cl->lock);
 	if (cl->verify_running || cl->daemon->stopping) {
@@ -588,8 +590,11 @@ static struct cluster *cluster_open(struct daemon *d,
 	cl->endpoint =
 		endpoint_new(d->base, cfg->name, cfg->endpoint_host,
 			     cfg->endpoint_port, cfg->hold_ms, err, errlen);
-	if (cl->endpoint)
+	if (cl->endpoint) {
+		/* Until the start-up job finds the primary, clients wait. */
+		endpoint_hold(cl->endpoint);
 		err[0] = '\0';
+	}
 	return cl;
 }
 
@@ -671,6 +676,35 @@ static int open_logs(struct daemon *d, char *err, size_t errlen)
 	return d->audit ? 0 : -1;
 }
 
+/*
+ * One daemon per state directory: two would allocate the same
+ * generations and extend the audit chain from two heads.  The lock is
+ * held, through the open descriptor, until the process ends.
+ */
+static int lock_state_dir(struct daemon *d, char *err, size_t errlen)
+{
+	char *path = xasprintf("%s/rotator.lock", d->cfg->state_dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+	if (fd == -1 || flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno == EWOULDBLOCK)
+			snprintf(err, errlen,
+				 "another rotator serve uses state_dir \"%s\"",
+				 d->cfg->state_dir);
+		else
+			snprintf(err, errlen,
+				 "could not lock state_dir \"%s\": %s",
+				 d->cfg->state_dir, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		free(path);
+		return -1;
+	}
+	d->lock_fd = fd;
+	free(path);
+	return 0;
+}
+
 static int prepare_state_dir(struct daemon *d, char *err, size_t errlen)
 {
 	struct stat st;
@@ -681,6 +715,18 @@ static int prepare_state_dir(struct daemon *d, char *err, size_t errlen)
 			 d->cfg->state_dir, strerror(errno));
 		return -1;
 	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "state_dir \"%s\" is not a directory",
+			 d->cfg->state_dir);
+		return -1;
+	}
+	if (st.st_mode & 0022) {
+		snprintf(
+			err, errlen,
+			"state_dir \"%s\" has mode %04o: it must not be writable by group or others",
+			d->cfg->state_dir, (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
 	if (!(st.st_mode & S_IXOTH)) {
 		snprintf(
 			err, errlen,
@@ -688,7 +734,7 @@ static int prepare_state_dir(struct daemon *d, char *err, size_t errlen)
 			d->cfg->state_dir, (unsigned)(st.st_mode & 07777));
 		return -1;
 	}
-	return 0;
+	return lock_state_dir(d, err, errlen);
 }
 
 /*
@@ -764,6 +810,8 @@ static void daemon_close(struct daemon *d)
 	free(d->token);
 	free(d->audit_path);
 	free(d->journal_path);
+	if (d->lock_fd != -1)
+		close(d->lock_fd);
 	if (d->base)
 		event_base_free(d->base);
 	pthread_mutex_destroy(&d->events_lock);
@@ -774,7 +822,7 @@ int daemon_serve(const char *config_path)
 	static const int signals[] = {SIGTERM, SIGINT, SIGHUP};
 	struct event *sig_events[3] = {NULL}, *tick = NULL;
 	struct timeval tv = {TICK_MS / 1000, (TICK_MS % 1000) * 1000};
-	struct daemon d = {0};
+	struct daemon d = {.lock_fd = -1};
 	struct api *api = NULL;
 	int rc;
 

@@ -34,6 +34,7 @@ struct daemon {
 	struct journal *journal;
 	char *journal_path;
 	char *token;
+	int lock_fd; /* flock on STATE_DIR/rotator.lock */
 	struct cluster **clusters;
 	int n_clusters;
 	volatile bool stopping;

@@ -69,8 +69,13 @@ int main(int argc, char **argv)
 	cmd = argv[optind];
 	argc -= optind;
 	argv += optind;
-	if (strcmp(cmd, "serve") == 0 && argc == 1)
-		return daemon_serve(config);
+	if (strcmp(cmd, "serve") == 0) {
+		if (argc == 1)
+			return daemon_serve(config);
+		fprintf(stderr, "rotator: serve takes no arguments\n"
+				"try \"rotator --help\"\n");
+		return 2;
+	}
 	if (strcmp(cmd, "status") == 0)
 		return cli_status(config, argc, argv);
 	if (strcmp(cmd, "rotate") == 0)

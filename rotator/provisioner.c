@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -196,6 +197,7 @@ struct child_plan {
 	gid_t groups[MAX_GROUPS];
 	int n_groups;
 	bool switch_user;
+	pid_t parent;
 	int out_fd;
 	int err_fd;
 };
@@ -227,6 +229,7 @@ static int plan_child(struct cluster *cl, struct child_plan *plan,
 	if (prov_owner(cl, &plan->uid, &plan->gid, err, errlen) == -1)
 		return -1;
 	plan->switch_user = geteuid() == 0 && plan->uid != 0;
+	plan->parent = getpid();
 	if (plan->switch_user) {
 		plan->n_groups = MAX_GROUPS;
 		if (getgrouplist(cl->cfg->run_as, plan->gid, plan->groups,
@@ -255,6 +258,15 @@ static void exec_child(struct child_plan *plan, int err_pipe)
 		_exit(126);
 	}
 	if (chdir("/") == -1)
+		_exit(126);
+
+	/*
+	 * A tool must not outlive a daemon that was killed: it would go on
+	 * writing where the next daemon cleans up.  Set after the change of
+	 * user, which clears it; servers outlive pg_ctl, their parent.
+	 */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != plan->parent)
 		_exit(126);
 
 	/*

@@ -300,7 +300,8 @@ static int make_primary(struct rotation *rot)
 /*
  * Step 5 of the switch, past the commit point: promote the fresh node,
  * asking again (each time with a new switch_timeout) if it does not
- * confirm.  Promotion is idempotent, so asking twice is harmless.
+ * confirm.  The adapter confirms a node that is already promoted, so
+ * asking twice is harmless.
  */
 static void promote(struct rotation *rot, int64_t deadline, char *err)
 {

@@ -9,6 +9,8 @@ write_config 17073 16443 15650-15669 ',
 TOKEN=$(cat "$T/token")
 check "daemon starts" start_daemon
 
+check "a second daemon on the same state_dir is refused" \
+	sh -c "\"$ROTATOR\" -c \"$T/rotator.json\" serve 2>&1 | grep -q 'another rotator serve uses state_dir'"
 check "POST without a token is 401" \
 	[ "$(api POST /v1/clusters/orders/rotate '{}')" = 401 ]
 check "the 401 body is a JSON error" json_get error <"$T/body"
@@ -25,6 +27,11 @@ check "rotating an unknown cluster is 404" \
 	[ "$(api POST /v1/clusters/nope/rotate '{}' "$TOKEN")" = 404 ]
 check "an unknown rotation is 404" [ "$(api GET /v1/rotations/orders-r99)" = 404 ]
 check "an unknown path is 404" [ "$(api GET /v2/whatever)" = 404 ]
+check "a requester that is not a string is 400" \
+	[ "$(api POST /v1/clusters/orders/rotate '{"requester": 5}' "$TOKEN")" = 400 ]
+check "a limit that is not a number is 400" \
+	[ "$(api GET '/v1/audit?limit=abc')" = 400 ]
+check "POST on a read-only path is 405" [ "$(api POST /v1/audit '' "$TOKEN")" = 405 ]
 check "a wrong method is 405" [ "$(api DELETE /v1/clusters/orders)" = 405 ]
 
 # The canary table does not exist yet: this rotation must abort in

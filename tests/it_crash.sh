@@ -45,4 +45,51 @@ check "the endpoint serves the old primary" \
 	[ "$(PGPASSWORD=$(cat "$T/password") "$PG_BIN/psql" -X -A -t -h 127.0.0.1 \
 	-p "$EP_PORT" -U rotator -d postgres -c 'SELECT pg_is_in_recovery()')" = f ]
 check "audit verify passes" rot audit verify
+
+# Now past the commit point: the daemon is stopped (SIGSTOP, then KILL)
+# as soon as the journal records the commit.  At the next start the
+# rotation must roll forward: the fresh node confirmed as the primary, the
+# old one destroyed.  The window is short, so up to three tries.
+write_config 17076 16446 15700-15719
+caught=""
+for try in 1 2 3; do
+	[ -n "$DAEMON_PID" ] || start_daemon
+	: >"$T/journal.before"
+	api POST /v1/clusters/orders/rotate '{"reason": "crash after commit"}' \
+		"$TOKEN" >/dev/null
+	id=$(json_get id <"$T/body")
+	i=0
+	while [ $i -lt 3000 ]; do
+		if grep "\"$id\"" "$T/state/journal.log" 2>/dev/null |
+			grep -q '"committed":true'; then
+			kill -STOP "$DAEMON_PID"
+			break
+		fi
+		i=$((i + 1))
+		sleep 0.01
+	done
+	if grep "\"$id\"" "$T/state/journal.log" | tail -n 1 |
+		grep -q '"committed":true' &&
+		! grep "\"$id\"" "$T/state/journal.log" | grep -q '"state":"done"'; then
+		caught=$id
+	fi
+	kill -KILL "$DAEMON_PID"
+	wait "$DAEMON_PID" 2>/dev/null
+	DAEMON_PID=""
+	[ -n "$caught" ] && break
+done
+check "the daemon was killed after the commit point of $caught" [ -n "$caught" ]
+check "the daemon starts again after that" start_daemon
+check "the rotation was rolled forward" \
+	sh -c "\"$ROTATOR\" -c \"$T/rotator.json\" audit list | grep rotation_done | grep '\"$caught\"' | grep -q 'reason=\"\"'"
+new_port=$(primary_port)
+check "one member remains, the new primary" \
+	[ "$(rot status orders --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["members"]))')" -eq 1 ]
+check "it is out of recovery" \
+	[ "$(psql_at "$new_port" 'SELECT pg_is_in_recovery()')" = f ]
+check "one node directory is left" \
+	[ "$(ls "$T/state/clusters/orders/nodes" | wc -l)" -eq 1 ]
+check "exactly one postmaster runs" \
+	[ "$(ps -eo args | grep -c "[p]ostgres -D $T")" -eq 1 ]
+check "audit verify passes after both crashes" rot audit verify
 finish
