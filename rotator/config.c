@@ -700,7 +700,8 @@ static int parse_api(struct parser *p, const struct node *root,
 
 /*
  * Whether two listen addresses would clash: the same port on the same
- * host, or on any host when either side listens on every interface.
+ * host ("localhost" being 127.0.0.1), or on any host when either side
+ * listens on every interface.
  */
 static bool same_address(const char *host_a, int port_a, const char *host_b,
 			 int port_b)
@@ -709,6 +710,10 @@ static bool same_address(const char *host_a, int port_a, const char *host_b,
 
 	if (port_a != port_b)
 		return false;
+	if (strcmp(host_a, "localhost") == 0)
+		host_a = "127.0.0.1";
+	if (strcmp(host_b, "localhost") == 0)
+		host_b = "127.0.0.1";
 	return strcmp(host_a, host_b) == 0 || in_list(host_a, any) ||
 	       in_list(host_b, any);
 }

@@ -36,6 +36,7 @@
 
 #define ERRLEN 512
 #define TICK_MS 1000
+#define START_TRIES 5
 
 static struct daemon *the_daemon;
 
@@ -227,7 +228,20 @@ static void *startup_main(void *arg)
 	if (!have_primary) {
 		rc = bootstrap_cluster(cl, err);
 	} else {
-		rc = cl->adapter->ensure_running(cl, &primary, err, ERRLEN);
+		/*
+		 * A postmaster killed while the daemon was down may leave
+		 * backends that hold its shared memory for a moment: the
+		 * start is tried a few times.
+		 */
+		for (int i = 0; i < START_TRIES; i++) {
+			rc = cl->adapter->ensure_running(cl, &primary, err,
+							 ERRLEN);
+			if (rc == 0)
+				break;
+			slog_warning(cl->scope,
+				     "could not start the primary: %s", err);
+			sleep_ms(1000);
+		}
 		node_release(&primary);
 	}
 	if (rc == 0) {

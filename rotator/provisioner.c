@@ -348,6 +348,11 @@ int prov_run(struct cluster *cl, const char *program, const char *const *argv,
 
 	if (plan_child(cl, &plan, program, argv, env, err, errlen) == -1)
 		goto out;
+	if (access(plan.path, X_OK) == -1) {
+		snprintf(err, errlen, "could not execute \"%s\": %s", plan.path,
+			 strerror(errno));
+		goto out;
+	}
 	if (out_path) {
 		plan.out_fd =
 			open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,

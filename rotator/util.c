@@ -90,9 +90,11 @@ int parse_hostport(const char *text, char **host, int *port)
 
 	if (!colon || colon == text)
 		return -1;
+	if (!isdigit((unsigned char)colon[1]) || colon[1] == '0')
+		return -1;
 	errno = 0;
 	n = strtol(colon + 1, &end, 10);
-	if (errno || *end || end == colon + 1 || n < 1 || n > 65535)
+	if (errno || *end || n < 1 || n > 65535)
 		return -1;
 	*host = strndup(text, (size_t)(colon - text));
 	if (!*host)

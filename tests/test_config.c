@@ -253,6 +253,14 @@ static const struct bad_case bad_cases[] = {
 	 "expected \"LOW-HIGH\" with 1 <= LOW <= HIGH <= 65535"},
 
 	/* Addresses. */
+	{"address with a signed port",
+	 {{"clusters[0].endpoint.listen", STR("127.0.0.1:+80")}},
+	 ": clusters[0].endpoint.listen: invalid address \"127.0.0.1:+80\": "
+	 "expected \"HOST:PORT\""},
+	{"address with a padded port",
+	 {{"clusters[0].endpoint.listen", STR("127.0.0.1:080")}},
+	 ": clusters[0].endpoint.listen: invalid address \"127.0.0.1:080\": "
+	 "expected \"HOST:PORT\""},
 	{"address without a port",
 	 {{"clusters[0].endpoint.listen", STR("x")}},
 	 ": clusters[0].endpoint.listen: invalid address \"x\": "
@@ -432,6 +440,11 @@ static const struct bad_case bad_cases[] = {
 	 {{"clusters[1]", CACHE_CLUSTER},
 	  {"clusters[1].endpoint.listen", STR("0.0.0.0:6432")}},
 	 ": clusters[1].endpoint.listen: address \"0.0.0.0:6432\" "
+	 "is already used by clusters[0].endpoint.listen"},
+	{"endpoints on localhost and 127.0.0.1",
+	 {{"clusters[1]", CACHE_CLUSTER},
+	  {"clusters[1].endpoint.listen", STR("localhost:6432")}},
+	 ": clusters[1].endpoint.listen: address \"localhost:6432\" "
 	 "is already used by clusters[0].endpoint.listen"},
 	{"endpoint on api.listen",
 	 {{"clusters[0].endpoint.listen", STR("127.0.0.1:7070")}},
