@@ -47,13 +47,14 @@ wait_for() {
 	return 1
 }
 
-# stop_pid PID: TERM, then KILL after 20 s.
+# stop_pid PID [SIGNAL [TENTHS]]: SIGNAL (TERM), then KILL after TENTHS
+# tenths of a second (200) if PID is still there.
 stop_pid() {
 	pid=$1
-	kill -TERM "$pid" 2>/dev/null || return 0
+	kill "-${2:-TERM}" "$pid" 2>/dev/null || return 0
 	i=0
-	while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do
-		sleep 0.2
+	while kill -0 "$pid" 2>/dev/null && [ $i -lt "${3:-200}" ]; do
+		sleep 0.1
 		i=$((i + 1))
 	done
 	kill -KILL "$pid" 2>/dev/null || true
@@ -61,14 +62,7 @@ stop_pid() {
 
 stop_postmasters() {
 	for f in $(find "$T" -name postmaster.pid 2>/dev/null); do
-		pid=$(head -n 1 "$f")
-		kill -INT "$pid" 2>/dev/null || continue
-		i=0
-		while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do
-			sleep 0.1
-			i=$((i + 1))
-		done
-		kill -KILL "$pid" 2>/dev/null || true
+		stop_pid "$(head -n 1 "$f")" INT 100
 	done
 }
 

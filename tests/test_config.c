@@ -111,13 +111,16 @@ static const struct bad_case bad_cases[] = {
 	 ": state_dir: must not be empty"},
 	{"state_dir with a quote",
 	 {{"state_dir", STR("/var/lib/it's")}},
-	 ": state_dir: \"/var/lib/it's\" must be an absolute path without quotes, backslashes, '$' or '`'"},
+	 ": state_dir: \"/var/lib/it's\" must be an absolute path "
+	 "without quotes, backslashes, '$' or '`'"},
 	{"state_dir with a dollar",
 	 {{"state_dir", STR("/var/$HOME")}},
-	 ": state_dir: \"/var/$HOME\" must be an absolute path without quotes, backslashes, '$' or '`'"},
+	 ": state_dir: \"/var/$HOME\" must be an absolute path "
+	 "without quotes, backslashes, '$' or '`'"},
 	{"state_dir relative",
 	 {{"state_dir", STR("var/lib")}},
-	 ": state_dir: \"var/lib\" must be an absolute path without quotes, backslashes, '$' or '`'"},
+	 ": state_dir: \"var/lib\" must be an absolute path "
+	 "without quotes, backslashes, '$' or '`'"},
 	{"api not an object",
 	 {{"api", STR("127.0.0.1:7070")}},
 	 ": api: expected an object"},
