@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <poll.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -47,6 +48,7 @@
 #define PG_WAL_SEGMENT (16 * 1024 * 1024)
 #define COPY_CHUNK (1 << 20)
 #define PG_VALUE_LEN 512
+#define PG_QUERY_TIMEOUT_MS 30000
 
 /*
  * The replication slot that keeps an adopted primary's WAL from its
@@ -119,12 +121,70 @@ static PGconn *pg_connect(struct cluster *cl, const struct node *n, char *err,
  * VALUES (NCOLS buffers of LEN bytes; NULL becomes "").  Returns 0 or -1
  * after writing ERR.
  */
-static int pg_row(PGconn *conn, const char *sql, char values[][PG_VALUE_LEN],
-		  int ncols, char *err, size_t errlen)
+/*
+ * Run SQL on CONN and wait at most TIMEOUT_MS for its result: a server
+ * that stops answering (frozen, or behind a dead link) must not hold a
+ * rotation past its deadlines.  Returns the last result (caller clears
+ * it), or NULL after writing ERR; after a time-out CONN is unusable and
+ * the caller only finishes it.
+ */
+static PGresult *exec_within(PGconn *conn, const char *sql, int64_t timeout_ms,
+			     char *err, size_t errlen)
 {
-	PGresult *res = PQexec(conn, sql);
+	int64_t deadline = now_ms() + timeout_ms;
+	PGresult *res, *last = NULL;
+
+	if (!PQsendQuery(conn, sql))
+		goto failed;
+	for (;;) {
+		while (PQisBusy(conn)) {
+			struct pollfd pfd = {.fd = PQsocket(conn),
+					     .events = POLLIN};
+			int64_t left = deadline - now_ms();
+
+			if (left <= 0) {
+				snprintf(err, errlen,
+					 "query timed out after %" PRId64 " ms",
+					 timeout_ms);
+				PQclear(last);
+				return NULL;
+			}
+			if (poll(&pfd, 1, left > 1000 ? 1000 : (int)left) ==
+				    -1 &&
+			    errno != EINTR)
+				goto failed;
+			if (!PQconsumeInput(conn))
+				goto failed;
+		}
+		res = PQgetResult(conn);
+		if (!res)
+			break;
+		PQclear(last);
+		last = res;
+	}
+	if (last)
+		return last;
+failed:
+	snprintf(err, errlen, "query failed: %s", PQerrorMessage(conn));
+	err[strcspn(err, "\n")] = '\0';
+	PQclear(last);
+	return NULL;
+}
+
+/*
+ * Like pg_row(), with the time-out given: at least 100 ms, so that a
+ * deadline just passed still allows one quick question.
+ */
+static int pg_row_within(PGconn *conn, const char *sql,
+			 char values[][PG_VALUE_LEN], int ncols,
+			 int64_t timeout_ms, char *err, size_t errlen)
+{
+	PGresult *res = exec_within(
+		conn, sql, timeout_ms < 100 ? 100 : timeout_ms, err, errlen);
 	int rc = -1;
 
+	if (!res)
+		return -1;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK &&
 	    PQresultStatus(res) != PGRES_COMMAND_OK) {
 		snprintf(err, errlen, "query failed: %s",
@@ -142,6 +202,13 @@ static int pg_row(PGconn *conn, const char *sql, char values[][PG_VALUE_LEN],
 out:
 	PQclear(res);
 	return rc;
+}
+
+static int pg_row(PGconn *conn, const char *sql, char values[][PG_VALUE_LEN],
+		  int ncols, char *err, size_t errlen)
+{
+	return pg_row_within(conn, sql, values, ncols, PG_QUERY_TIMEOUT_MS, err,
+			     errlen);
 }
 
 /* Connect, run one statement, disconnect. */
@@ -440,16 +507,18 @@ static int pg_ensure_running(struct cluster *cl, struct node *n, char *err,
 }
 
 /*
- * Stop N for good: fast shutdown, then immediate, then SIGKILL, each
- * with a bound.  Success means the postmaster is gone (its children
- * follow it: they exit when they notice it died).
+ * Stop N for good: fast shutdown, given FAST_MS to finish, then
+ * immediate, then SIGKILL, each with a bound.  Success means the
+ * postmaster is gone (its children follow it: they exit when they notice
+ * it died).
  */
-static int pg_stop(struct cluster *cl, struct node *n, char *err, size_t errlen)
+static int stop_postmaster(struct cluster *cl, struct node *n, int64_t fast_ms,
+			   char *err, size_t errlen)
 {
-	static const struct {
+	const struct {
 		int sig;
 		int64_t wait_ms;
-	} steps[] = {{SIGINT, 30000}, {SIGQUIT, 10000}, {SIGKILL, 10000}};
+	} steps[] = {{SIGINT, fast_ms}, {SIGQUIT, 10000}, {SIGKILL, 10000}};
 	pid_t pid = postmaster_pid(n);
 
 	if (!pid_alive(pid))
@@ -464,6 +533,11 @@ static int pg_stop(struct cluster *cl, struct node *n, char *err, size_t errlen)
 	}
 	snprintf(err, errlen, "could not stop postmaster %d", (int)pid);
 	return -1;
+}
+
+static int pg_stop(struct cluster *cl, struct node *n, char *err, size_t errlen)
+{
+	return stop_postmaster(cl, n, 30000, err, errlen);
 }
 
 static int pg_bootstrap(struct cluster *cl, struct node *n, char *err,
@@ -1227,10 +1301,19 @@ out:
 	return rc;
 }
 
+/* A checkpoint of a busy primary may take long: it is not yet held. */
 static int pg_prepare_switch(struct cluster *cl, struct node *old, char *err,
 			     size_t errlen)
 {
-	return pg_once(cl, old, "CHECKPOINT", NULL, 0, err, errlen);
+	PGconn *conn = pg_connect(cl, old, err, errlen);
+	int rc;
+
+	if (!conn)
+		return -1;
+	rc = pg_row_within(conn, "CHECKPOINT", NULL, 0,
+			   cl->cfg->catch_up_timeout_ms, err, errlen);
+	PQfinish(conn);
+	return rc;
 }
 
 /*
@@ -1288,10 +1371,14 @@ out:
 static int pg_unfence(struct cluster *cl, struct node *old, char *err,
 		      size_t errlen)
 {
-	if (!wait_gone(postmaster_pid(old), now_ms() + 30000)) {
-		snprintf(err, errlen, "old primary is still shutting down");
+	/*
+	 * A fast shutdown can hang on a walsender that waits for a standby
+	 * which no longer answers: pg_stop() escalates to an immediate
+	 * shutdown and then to SIGKILL, which lose nothing committed (the
+	 * WAL is on disk; the start does crash recovery).
+	 */
+	if (stop_postmaster(cl, old, 5000, err, errlen) == -1)
 		return -1;
-	}
 	return pg_start(cl, old, err, errlen);
 }
 
@@ -1307,10 +1394,10 @@ static int pg_wait_replayed(struct cluster *cl, struct node *fresh,
 	if (!conn)
 		return -1;
 	for (;;) {
-		if (pg_row(conn,
-			   "SELECT coalesce(pg_last_wal_replay_lsn()"
-			   "::text, '0/0')",
-			   v, 1, err, errlen) == -1)
+		if (pg_row_within(conn,
+				  "SELECT coalesce(pg_last_wal_replay_lsn()"
+				  "::text, '0/0')",
+				  v, 1, deadline - now_ms(), err, errlen) == -1)
 			break;
 		if (parse_lsn(v[0], &replay) == 0 && replay > point->value) {
 			rc = 0;
@@ -1348,14 +1435,15 @@ static int pg_promote(struct cluster *cl, struct node *fresh, int64_t deadline,
 	 * again (a retry, or recovery after a crash), a node that was
 	 * already promoted is simply confirmed.
 	 */
-	if (pg_row(conn, "SELECT pg_is_in_recovery()", v, 1, err, errlen) ==
-		    -1 ||
+	if (pg_row_within(conn, "SELECT pg_is_in_recovery()", v, 1,
+			  deadline - now_ms(), err, errlen) == -1 ||
 	    (strcmp(v[0], "t") == 0 &&
-	     pg_row(conn, "SELECT pg_promote(false)", v, 1, err, errlen) == -1))
+	     pg_row_within(conn, "SELECT pg_promote(false)", v, 1,
+			   deadline - now_ms(), err, errlen) == -1))
 		goto out;
 	for (;;) {
-		if (pg_row(conn, "SELECT pg_is_in_recovery()", v, 1, err,
-			   errlen) == -1)
+		if (pg_row_within(conn, "SELECT pg_is_in_recovery()", v, 1,
+				  deadline - now_ms(), err, errlen) == -1)
 			goto out;
 		if (strcmp(v[0], "f") == 0)
 			break;
@@ -1369,7 +1457,8 @@ static int pg_promote(struct cluster *cl, struct node *fresh, int64_t deadline,
 
 	/* It follows no one now: drop primary_conninfo from its settings. */
 	if (write_node_conf(cl, fresh, NULL, err, errlen) == -1 ||
-	    pg_row(conn, "SELECT pg_reload_conf()", v, 1, err, errlen) == -1)
+	    pg_row_within(conn, "SELECT pg_reload_conf()", v, 1,
+			  deadline - now_ms(), err, errlen) == -1)
 		log_warning("%s/%d: %s", cl->cfg->name, fresh->generation, err);
 	rc = 0;
 out:

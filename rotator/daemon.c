@@ -604,11 +604,8 @@ static struct cluster *cluster_open(struct daemon *d,
 	cl->endpoint =
 		endpoint_new(d->base, cfg->name, cfg->endpoint_host,
 			     cfg->endpoint_port, cfg->hold_ms, err, errlen);
-	if (cl->endpoint) {
-		/* Until the start-up job finds the primary, clients wait. */
-		endpoint_hold(cl->endpoint);
+	if (cl->endpoint)
 		err[0] = '\0';
-	}
 	return cl;
 }
 
@@ -854,6 +851,12 @@ int daemon_serve(const char *config_path)
 		goto out;
 	}
 	for (int i = 0; i < d.n_clusters; i++) {
+		/*
+		 * Until the start-up job finds the primary, clients wait; the
+		 * hold starts here, after recovery, so that hold_ms counts
+		 * from when the loop runs.
+		 */
+		endpoint_hold(d.clusters[i]->endpoint);
 		arm_schedules(d.clusters[i]);
 		spawn(startup_main, d.clusters[i]);
 	}

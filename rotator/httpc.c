@@ -11,6 +11,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "rotator/httpc.h"
+#include "rotator/util.h"
 
 struct call {
 	int status;
@@ -48,7 +49,7 @@ int httpc_request(const char *host, int port, const char *method,
 	struct evhttp_connection *conn;
 	struct evhttp_request *req;
 	struct evkeyvalq *headers;
-	char auth[1024], hostport[128];
+	char hostport[128];
 
 	err[0] = '\0';
 	conn = evhttp_connection_base_new(base, NULL, host, (ev_uint16_t)port);
@@ -59,8 +60,10 @@ int httpc_request(const char *host, int port, const char *method,
 	evhttp_add_header(headers, "Host", hostport);
 	evhttp_add_header(headers, "Connection", "close");
 	if (token) {
-		snprintf(auth, sizeof(auth), "Bearer %s", token);
+		char *auth = xasprintf("Bearer %s", token);
+
 		evhttp_add_header(headers, "Authorization", auth);
+		free(auth);
 	}
 	if (body) {
 		char *text = json_dumps(body, JSON_COMPACT);

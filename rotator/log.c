@@ -42,7 +42,7 @@ void log_write(enum log_level level, const char *scope, const char *fmt, ...)
 {
 	struct timeval tv;
 	struct tm tm;
-	char stamp[32];
+	char stamp[32], msg[2048];
 	va_list ap;
 
 	gettimeofday(&tv, NULL);
@@ -55,8 +55,17 @@ void log_write(enum log_level level, const char *scope, const char *fmt, ...)
 	if (scope)
 		fprintf(stderr, "[%s] ", scope);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+
+	/*
+	 * One message, one line: control characters from outside (a
+	 * rotation's reason, a server's error) cannot forge a line.
+	 */
+	for (char *c = msg; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	fputs(msg, stderr);
 	fputc('\n', stderr);
 	fflush(stderr);
 	pthread_mutex_unlock(&log_lock);

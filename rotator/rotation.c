@@ -535,8 +535,8 @@ static int reject_restore_point(struct rotation *rot, const char *reason,
 {
 	struct cluster *cl = rot->cl;
 
-	slog_warning(cl->scope, "rotation %s: restore point %s rejected: %s",
-		     rot->id, rot->restore_point, reason);
+	milestone(rot, "-restore-point-rejected", "%s: %s", rot->restore_point,
+		  reason);
 	store_reject(cl, rot->restore_point, reason);
 	if (!rot->have_fresh)
 		return 0;

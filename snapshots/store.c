@@ -231,8 +231,6 @@ void store_reject(struct cluster *cl, const char *id, const char *reason)
 	if (audit_append(cl->daemon->audit, "restore_point_rejected",
 			 cl->cfg->name, fields) == -1)
 		log_error("could not record the rejection of \"%s\"", id);
-	daemon_event(cl->daemon, cl->cfg->name, "-restore-point-rejected", id,
-		     "%s", reason);
 	json_decref(fields);
 	free(aside);
 	free(dir);

@@ -35,4 +35,37 @@ check "the fresh node is gone" \
 check "exactly one postmaster of this cluster runs" \
 	[ "$(ps -eo args | grep -c "[p]ostgres -D $T")" -eq 1 ]
 check "audit verify passes" rot audit verify
+
+# A fresh node that stops answering during the switch: the old primary's
+# fast shutdown then waits on its walsender, the switch misses its
+# deadline, and the rollback must still bring the old primary back.
+write_config 17078 16448 15730-15749 ',
+      "rotation": { "switch_timeout": "2s" }'
+stop_daemon
+check "the daemon starts with a 2 s switch deadline" start_daemon
+timeout 300 "$ROTATOR" -c "$T/rotator.json" rotate orders --wait \
+	>"$T/rotate2.out" 2>&1 &
+ROT=$!
+frozen=""
+i=0
+while [ $i -lt 1500 ] && [ -z "$frozen" ]; do
+	if grep -q "+held" "$T/rotate2.out" 2>/dev/null; then
+		gen=$(sed -n 's/.*+provisioned *generation \([0-9]*\).*/\1/p' \
+			"$T/rotate2.out")
+		pm=$(head -n 1 "$T/state/clusters/orders/nodes/$gen/data/postmaster.pid")
+		kill -STOP "$pm" $(pgrep -P "$pm")
+		frozen=$pm
+	fi
+	i=$((i + 1))
+	sleep 0.02
+done
+check "the fresh node was frozen during the switch" [ -n "$frozen" ]
+wait "$ROT"
+grep -E "held|fenced|aborted" "$T/rotate2.out"
+check "the rotation aborted" grep -q "aborted" "$T/rotate2.out"
+check "the old primary serves again" \
+	[ "$(psql_at "$old_port" 'SELECT pg_is_in_recovery()')" = f ]
+check "the frozen fresh node is gone" \
+	[ "$(ls "$T/state/clusters/orders/nodes" | wc -l)" -eq 1 ]
+check "audit verify passes after the second rollback" rot audit verify
 finish
