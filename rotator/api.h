@@ -11,24 +11,10 @@
 
 struct api;
 struct daemon;
-struct cluster;
 
-/* Listen on HOST:PORT.  Returns NULL after logging. */
+/* Listen on HOST:PORT.  Returns NULL after printing the reason. */
 struct api *api_new(struct daemon *d, const char *host, int port);
 
 void api_free(struct api *api);
-
-/*
- * Start a snapshot job of CL (daemon.c).  Returns 0, or -1 after writing
- * ERR when one runs already or the cluster is not ready.
- */
-int daemon_snapshot(struct cluster *cl, char *err, size_t errlen);
-
-/*
- * Start checking restore point ID of CL from scratch (daemon.c); the
- * outcome lands in CL's verify_* members and the audit log.  Returns 0,
- * or -1 after writing ERR when a check of CL is already running.
- */
-int daemon_verify(struct cluster *cl, const char *id, char *err, size_t errlen);
 
 #endif

@@ -88,13 +88,6 @@ void cluster_remove_node(struct cluster *cl, int gen)
 	}
 }
 
-void node_scope(const struct cluster *cl, const struct node *n, char *buf,
-		size_t len)
-{
-	snprintf(buf, len, "%s/%d %s:%d", cl->cfg->name, n->generation, n->host,
-		 n->port);
-}
-
 json_t *node_to_json(const struct node *n)
 {
 	char born[32];

@@ -108,10 +108,6 @@ void node_release(struct node *n);
 /* Deep copy of SRC into DST. */
 void node_copy(struct node *dst, const struct node *src);
 
-/* Format "cluster/generation host:port" into BUF. */
-void node_scope(const struct cluster *cl, const struct node *n, char *buf,
-		size_t len);
-
 /* JSON form of N, a new reference. */
 json_t *node_to_json(const struct node *n);
 

@@ -13,6 +13,8 @@
 #include <pthread.h>
 #include <stdbool.h>
 
+#include <stddef.h>
+
 #include <jansson.h>
 
 #include "rotator/config.h"
@@ -62,5 +64,18 @@ void daemon_event(struct daemon *d, const char *cluster, const char *token,
 
 /* The newest events as a new JSON array, oldest first. */
 json_t *daemon_events(struct daemon *d);
+
+/*
+ * Start a snapshot job of CL.  Returns 0, or -1 after writing
+ * ERR when one runs already or the cluster is not ready.
+ */
+int daemon_snapshot(struct cluster *cl, char *err, size_t errlen);
+
+/*
+ * Start checking restore point ID of CL from scratch; the
+ * outcome lands in CL's verify_* members and the audit log.  Returns 0,
+ * or -1 after writing ERR when a check of CL is already running.
+ */
+int daemon_verify(struct cluster *cl, const char *id, char *err, size_t errlen);
 
 #endif
