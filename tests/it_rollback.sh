@@ -36,9 +36,11 @@ check "exactly one postmaster of this cluster runs" \
 	[ "$(ps -eo args | grep -c "[p]ostgres -D $T")" -eq 1 ]
 check "audit verify passes" rot audit verify
 
-# A fresh node that stops answering during the switch: the old primary's
-# fast shutdown then waits on its walsender, the switch misses its
-# deadline, and the rollback must still bring the old primary back.
+# A fresh node whose WAL receiver stops once it has caught up: the old
+# primary's fast shutdown then waits on its walsender for a flush that
+# never comes, the switch misses its deadline, and the rollback must
+# still bring the old primary back.  The receiver is stopped at
+# +caught-up, before the switch starts, so the fence cannot win the race.
 write_config 17078 16448 15730-15749 ',
       "rotation": { "switch_timeout": "2s" }'
 stop_daemon
@@ -49,19 +51,21 @@ ROT=$!
 frozen=""
 i=0
 while [ $i -lt 1500 ] && [ -z "$frozen" ]; do
-	if grep -q "+held" "$T/rotate2.out" 2>/dev/null; then
+	if grep -q "+caught-up" "$T/rotate2.out" 2>/dev/null; then
 		gen=$(sed -n 's/.*+provisioned *generation \([0-9]*\).*/\1/p' \
 			"$T/rotate2.out")
 		pm=$(head -n 1 "$T/state/clusters/orders/nodes/$gen/data/postmaster.pid")
-		kill -STOP "$pm" $(pgrep -P "$pm")
-		frozen=$pm
+		frozen=$(pgrep -P "$pm" -f "walreceiver")
+		[ -n "$frozen" ] && kill -STOP $frozen
 	fi
 	i=$((i + 1))
 	sleep 0.02
 done
-check "the fresh node was frozen during the switch" [ -n "$frozen" ]
+check "the fresh node's WAL receiver was stopped before the switch" \
+	[ -n "$frozen" ]
 wait "$ROT"
-grep -E "held|fenced|aborted" "$T/rotate2.out"
+[ -n "$frozen" ] && kill -CONT $frozen 2>/dev/null
+grep -E "held|fenced|released|aborted" "$T/rotate2.out"
 check "the rotation aborted" grep -q "aborted" "$T/rotate2.out"
 check "the old primary serves again" \
 	[ "$(psql_at "$old_port" 'SELECT pg_is_in_recovery()')" = f ]
