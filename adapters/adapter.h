@@ -125,6 +125,16 @@ struct adapter {
 	int (*promote)(struct cluster *cl, struct node *fresh, int64_t deadline,
 		       char *err, size_t errlen);
 
+	/*
+	 * Make REPLICA follow PRIMARY, a node just promoted, without a new
+	 * copy of the data: its history continues on the new primary's.
+	 * Confirms that the replica's link to PRIMARY is up, at most until
+	 * DEADLINE.
+	 */
+	int (*follow)(struct cluster *cl, struct node *replica,
+		      struct node *primary, int64_t deadline, char *err,
+		      size_t errlen);
+
 	/* Start N if it is not running (after a host restart, say). */
 	int (*ensure_running)(struct cluster *cl, struct node *n, char *err,
 			      size_t errlen);

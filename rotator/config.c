@@ -384,7 +384,8 @@ static int parse_bootstrap(struct parser *p, const struct node *n,
 static int parse_connection(struct parser *p, const struct node *n,
 			    struct config_cluster *c)
 {
-	static const char *const keys[] = {"host", "port", NULL};
+	static const char *const keys[] = {"host", "port", "user",
+					   "password_file", NULL};
 	bool adopt = c->bootstrap == BOOTSTRAP_ADOPT;
 	bool present = json_object_get(n->json, "connection") != NULL;
 	struct node conn;
@@ -400,9 +401,32 @@ static int parse_connection(struct parser *p, const struct node *n,
 		return 0;
 	if (get_object(p, n, "connection", KEY_REQUIRED, keys, &conn) < 0 ||
 	    get_string(p, &conn, "host", KEY_REQUIRED, &c->adopt_host) < 0 ||
-	    get_int(p, &conn, "port", KEY_REQUIRED, 1, 65535, &port) < 0)
+	    get_int(p, &conn, "port", KEY_REQUIRED, 1, 65535, &port) < 0 ||
+	    get_string(p, &conn, "user", KEY_OPTIONAL, &c->adopt_user) < 0 ||
+	    get_string(p, &conn, "password_file", KEY_OPTIONAL,
+		       &c->adopt_password_file) < 0)
 		return -1;
 	c->adopt_port = (int)port;
+	if (strcmp(c->engine, "redis") != 0 &&
+	    (c->adopt_user || c->adopt_password_file))
+		return fail(p, n->path,
+			    c->adopt_user ? "connection.user"
+					  : "connection.password_file",
+			    "only allowed with engine \"redis\"; postgres "
+			    "adopts with auth.user");
+	return 0;
+}
+
+/* replicas: how many replicas to keep beside the primary. */
+static int parse_replicas(struct parser *p, const struct node *n,
+			  struct config_cluster *c)
+{
+	int64_t count = 0;
+
+	if (get_int(p, n, "replicas", KEY_OPTIONAL, 0, MAX_REPLICAS, &count) <
+	    0)
+		return -1;
+	c->replicas = (int)count;
 	return 0;
 }
 
@@ -423,15 +447,23 @@ static int parse_auth(struct parser *p, const struct node *n,
 static int parse_endpoint(struct parser *p, const struct node *n,
 			  struct config_cluster *c)
 {
-	static const char *const keys[] = {"listen", "hold_ms", NULL};
+	static const char *const keys[] = {"listen", "hold_ms", "read_listen",
+					   "sentinel_listen", NULL};
 	struct node ep;
 
 	if (get_object(p, n, "endpoint", KEY_REQUIRED, keys, &ep) < 0 ||
 	    get_address(p, &ep, "listen", KEY_REQUIRED, &c->endpoint_host,
 			&c->endpoint_port) < 0 ||
 	    get_int(p, &ep, "hold_ms", KEY_OPTIONAL, 1, 600000, &c->hold_ms) <
-		    0)
+		    0 ||
+	    get_address(p, &ep, "read_listen", KEY_OPTIONAL, &c->read_host,
+			&c->read_port) < 0 ||
+	    get_address(p, &ep, "sentinel_listen", KEY_OPTIONAL,
+			&c->sentinel_host, &c->sentinel_port) < 0)
 		return -1;
+	if (c->sentinel_host && strcmp(c->engine, "redis") != 0)
+		return fail(p, ep.path, "sentinel_listen",
+			    "only allowed with engine \"redis\"");
 	return 0;
 }
 
@@ -548,7 +580,8 @@ static bool valid_setting_name(const char *name)
 {
 	size_t len = strlen(name);
 
-	return len > 0 && strspn(name, "abcdefghijklmnopqrstuvwxyz_.") == len;
+	return len > 0 && name[0] != '-' &&
+	       strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_.-") == len;
 }
 
 /*
@@ -582,7 +615,10 @@ static char *setting_text(json_t *val)
 	}
 }
 
-/* server_settings: any name of [a-z_.]+, each value kept as text. */
+/*
+ * server_settings: any name of [a-z0-9_.-]+ not starting with "-", each
+ * value kept as text.
+ */
 static int parse_settings(struct parser *p, const struct node *n,
 			  struct config_cluster *c)
 {
@@ -634,7 +670,7 @@ static int parse_cluster(struct parser *p, const struct node *n,
 		"name",	     "engine",	 "bootstrap",	"connection",
 		"auth",	     "endpoint", "provisioner", "schedule",
 		"snapshots", "rotation", "verify",	"server_settings",
-		NULL,
+		"replicas",  NULL,
 	};
 	/* In this order: bootstrap needs the engine, connection both. */
 	static const cluster_part parts[] = {
@@ -642,6 +678,7 @@ static int parse_cluster(struct parser *p, const struct node *n,
 		parse_connection,  parse_auth,	   parse_endpoint,
 		parse_provisioner, parse_schedule, parse_snapshots,
 		parse_rotation,	   parse_verify,   parse_settings,
+		parse_replicas,
 	};
 
 	cluster_defaults(c);
@@ -736,27 +773,61 @@ static int check_port_free(struct parser *p, const struct config *cfg,
 	return 0;
 }
 
+/* The listen addresses of one cluster, with their key paths. */
+struct listen_set {
+	int n;
+	const char *host[3];
+	int port[3];
+	char path[3][PATH_LEN];
+};
+
+static void listen_set(const struct config_cluster *c, const char *path,
+		       struct listen_set *set)
+{
+	set->n = 0;
+	set->host[set->n] = c->endpoint_host;
+	set->port[set->n] = c->endpoint_port;
+	join_path(set->path[set->n++], path, "endpoint.listen");
+	if (c->read_host) {
+		set->host[set->n] = c->read_host;
+		set->port[set->n] = c->read_port;
+		join_path(set->path[set->n++], path, "endpoint.read_listen");
+	}
+	if (c->sentinel_host) {
+		set->host[set->n] = c->sentinel_host;
+		set->port[set->n] = c->sentinel_port;
+		join_path(set->path[set->n++], path,
+			  "endpoint.sentinel_listen");
+	}
+}
+
 /*
  * Refuse what cluster C (at PATH) shares with the earlier cluster O (at
- * OPATH): its name, its endpoint address or part of its port range.  The
+ * OPATH): its name, a listen address or part of its port range.  The
  * message names C, the later of the two.
  */
 static int check_pair(struct parser *p, const struct config_cluster *c,
 		      const char *path, const struct config_cluster *o,
 		      const char *opath)
 {
+	struct listen_set mine, theirs;
 	char other[PATH_LEN];
 
 	if (strcmp(c->name, o->name) == 0)
 		return fail(p, path, "name",
 			    "duplicate cluster name \"%s\" (first at %s.name)",
 			    c->name, opath);
-	join_path(other, opath, "endpoint.listen");
-	if (same_address(c->endpoint_host, c->endpoint_port, o->endpoint_host,
-			 o->endpoint_port))
-		return fail(p, path, "endpoint.listen",
-			    "address \"%s:%d\" is already used by %s",
-			    c->endpoint_host, c->endpoint_port, other);
+	listen_set(c, path, &mine);
+	listen_set(o, opath, &theirs);
+	for (int i = 0; i < mine.n; i++)
+		for (int j = 0; j < theirs.n; j++)
+			if (same_address(mine.host[i], mine.port[i],
+					 theirs.host[j], theirs.port[j]))
+				return fail(p, mine.path[i], NULL,
+					    "address \"%s:%d\" is already used "
+					    "by %s",
+					    mine.host[i], mine.port[i],
+					    theirs.path[j]);
 	join_path(other, opath, "provisioner.ports");
 	if (c->port_min <= o->port_max && o->port_min <= c->port_max)
 		return fail(p, path, "provisioner.ports",
@@ -766,27 +837,41 @@ static int check_pair(struct parser *p, const struct config_cluster *c,
 }
 
 /*
- * Check cluster I against api.listen, the clusters before it and every
- * provisioner port range.
+ * Check cluster I's listen addresses against api.listen, one another,
+ * the clusters before it and every provisioner port range.
  */
 static int check_cluster(struct parser *p, const struct config *cfg, int i)
 {
 	const struct config_cluster *c = &cfg->clusters[i];
-	char path[PATH_LEN], opath[PATH_LEN], listen[PATH_LEN];
+	char path[PATH_LEN], opath[PATH_LEN];
+	struct listen_set set;
 
 	path_format(path, "clusters[%d]", i);
-	join_path(listen, path, "endpoint.listen");
-	if (same_address(c->endpoint_host, c->endpoint_port, cfg->api_host,
-			 cfg->api_port))
-		return fail(p, listen, NULL,
-			    "address \"%s:%d\" is already used by api.listen",
-			    c->endpoint_host, c->endpoint_port);
+	listen_set(c, path, &set);
+	for (int k = 0; k < set.n; k++) {
+		if (same_address(set.host[k], set.port[k], cfg->api_host,
+				 cfg->api_port))
+			return fail(p, set.path[k], NULL,
+				    "address \"%s:%d\" is already used by "
+				    "api.listen",
+				    set.host[k], set.port[k]);
+		for (int j = 0; j < k; j++)
+			if (same_address(set.host[k], set.port[k], set.host[j],
+					 set.port[j]))
+				return fail(p, set.path[k], NULL,
+					    "address \"%s:%d\" is already used "
+					    "by %s",
+					    set.host[k], set.port[k],
+					    set.path[j]);
+		if (check_port_free(p, cfg, set.path[k], set.port[k]) < 0)
+			return -1;
+	}
 	for (int j = 0; j < i; j++) {
 		path_format(opath, "clusters[%d]", j);
 		if (check_pair(p, c, path, &cfg->clusters[j], opath) < 0)
 			return -1;
 	}
-	return check_port_free(p, cfg, listen, c->endpoint_port);
+	return 0;
 }
 
 static int parse_root(struct parser *p, json_t *json, struct config *cfg)
@@ -881,6 +966,10 @@ static void cluster_release(struct config_cluster *c)
 {
 	free(c->name);
 	free(c->engine);
+	free(c->adopt_user);
+	free(c->adopt_password_file);
+	free(c->read_host);
+	free(c->sentinel_host);
 	free(c->adopt_host);
 	free(c->auth_user);
 	free(c->auth_password_file);

@@ -15,6 +15,7 @@
 #include "rotator/util.h"
 
 #define CONFIG_ERR_LEN 512
+#define MAX_REPLICAS 8 /* replicas a cluster may keep */
 
 enum bootstrap {
 	BOOTSTRAP_INITDB, /* postgres: make generation 1 with initdb */
@@ -33,6 +34,9 @@ struct config_cluster {
 	enum bootstrap bootstrap; /* required */
 	char *adopt_host;	  /* connection.host, with bootstrap "adopt" */
 	int adopt_port;		  /* connection.port */
+	char *adopt_user;	  /* connection.user, redis only, optional */
+	char *adopt_password_file; /* connection.password_file, optional */
+	int replicas;		   /* replicas beside the primary, default 0 */
 
 	char *auth_user;	  /* auth.user, required */
 	char *auth_password_file; /* auth.password_file, required */
@@ -40,6 +44,10 @@ struct config_cluster {
 	char *endpoint_host; /* endpoint.listen, required */
 	int endpoint_port;
 	int64_t hold_ms; /* endpoint.hold_ms, default 5000 */
+	char *read_host; /* endpoint.read_listen, optional (NULL) */
+	int read_port;
+	char *sentinel_host; /* endpoint.sentinel_listen, redis, optional */
+	int sentinel_port;
 
 	char *prov_kind; /* provisioner.kind, default "local" */
 	char *bin_dir;	 /* provisioner.bin_dir, required */
