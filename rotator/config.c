@@ -57,7 +57,8 @@ static const char bootstrap_hint[] =
 static const char engine_hint[] = "expected \"postgres\" or \"redis\"";
 static const char kind_hint[] = "only \"local\" is supported";
 static const char setting_hint[] =
-	"use lowercase letters, underscores and dots";
+	"use lowercase letters, digits, underscores, dots and dashes, "
+	"not a dash first";
 
 static void path_format(char *buf, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

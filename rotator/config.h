@@ -29,12 +29,12 @@ struct config_setting {
 };
 
 struct config_cluster {
-	char *name;		  /* required; [A-Za-z0-9_]{1,32} */
-	char *engine;		  /* required; "postgres" or "redis" */
-	enum bootstrap bootstrap; /* required */
-	char *adopt_host;	  /* connection.host, with bootstrap "adopt" */
-	int adopt_port;		  /* connection.port */
-	char *adopt_user;	  /* connection.user, redis only, optional */
+	char *name;		   /* required; [A-Za-z0-9_]{1,32} */
+	char *engine;		   /* required; "postgres" or "redis" */
+	enum bootstrap bootstrap;  /* required */
+	char *adopt_host;	   /* connection.host, with bootstrap "adopt" */
+	int adopt_port;		   /* connection.port */
+	char *adopt_user;	   /* connection.user, redis only, optional */
 	char *adopt_password_file; /* connection.password_file, optional */
 	int replicas;		   /* replicas beside the primary, default 0 */
 

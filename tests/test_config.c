@@ -69,8 +69,30 @@ static const struct bad_case bad_cases[] = {
 	{"unknown key at top level", {{"bogus", "1"}}, ": bogus: unknown key"},
 	{"unknown key in api", {{"api.tls", "true"}}, ": api.tls: unknown key"},
 	{"unknown key in cluster",
-	 {{"clusters[0].replicas", "2"}},
-	 ": clusters[0].replicas: unknown key"},
+	 {{"clusters[0].shards", "2"}},
+	 ": clusters[0].shards: unknown key"},
+	{"replicas out of range",
+	 {{"clusters[0].replicas", "9"}},
+	 ": clusters[0].replicas: 9 is out of range: expected 0 to 8"},
+	{"replicas not a number",
+	 {{"clusters[0].replicas", STR("two")}},
+	 ": clusters[0].replicas: expected an integer"},
+	{"sentinel_listen on postgres",
+	 {{"clusters[0].endpoint.sentinel_listen", STR("127.0.0.1:26379")}},
+	 ": clusters[0].endpoint.sentinel_listen: only allowed with engine "
+	 "\"redis\""},
+	{"read_listen on the endpoint's address",
+	 {{"clusters[0].endpoint.read_listen", STR("127.0.0.1:6432")}},
+	 ": clusters[0].endpoint.read_listen: address \"127.0.0.1:6432\" is "
+	 "already used by clusters[0].endpoint.listen"},
+	{"read_listen on the api's address",
+	 {{"clusters[0].endpoint.read_listen", STR("127.0.0.1:7070")}},
+	 ": clusters[0].endpoint.read_listen: address \"127.0.0.1:7070\" is "
+	 "already used by api.listen"},
+	{"read_listen bad address",
+	 {{"clusters[0].endpoint.read_listen", STR("nowhere")}},
+	 ": clusters[0].endpoint.read_listen: invalid address \"nowhere\": "
+	 "expected \"HOST:PORT\""},
 	{"unknown key in auth",
 	 {{"clusters[0].auth.password", STR("x")}},
 	 ": clusters[0].auth.password: unknown key"},
@@ -402,16 +424,19 @@ static const struct bad_case bad_cases[] = {
 	{"setting name in capitals",
 	 {{"clusters[0].server_settings", "{\"Work_Mem\": \"4MB\"}"}},
 	 ": clusters[0].server_settings.Work_Mem: invalid setting name "
-	 "\"Work_Mem\": use lowercase letters, underscores and dots"},
-	{"setting name with a dash",
+	 "\"Work_Mem\": use lowercase letters, digits, underscores, dots and "
+	 "dashes, not a dash first"},
+	{"setting name with a dash first",
 	 {{"clusters[0].server_settings",
-	   "{\"work_mem\": \"4MB\", \"max-conn\": 1}"}},
-	 ": clusters[0].server_settings.max-conn: invalid setting name "
-	 "\"max-conn\": use lowercase letters, underscores and dots"},
+	   "{\"work_mem\": \"4MB\", \"-max\": 1}"}},
+	 ": clusters[0].server_settings.-max: invalid setting name "
+	 "\"-max\": use lowercase letters, digits, underscores, dots and "
+	 "dashes, not a dash first"},
 	{"setting name empty",
 	 {{"clusters[0].server_settings", "{\"\": 1}"}},
 	 ": clusters[0].server_settings: invalid setting name \"\": "
-	 "use lowercase letters, underscores and dots"},
+	 "use lowercase letters, digits, underscores, dots and dashes, not a "
+	 "dash first"},
 	{"setting value null",
 	 {{"clusters[0].server_settings", "{\"work_mem\": null}"}},
 	 ": clusters[0].server_settings.work_mem: "
