@@ -45,6 +45,19 @@
 /* How long to wait before accepting again after accept() failed. */
 #define ENDPOINT_ACCEPT_RETRY_MS 100
 
+/*
+ * Sessions per server address, the current targets and the ones just
+ * removed (a draining replica), so that a caller can wait for the last
+ * session to an old target to end.  Entries at zero are reused.
+ */
+#define ENDPOINT_MAX_TALLIES 32
+
+struct tally {
+	char host[64];
+	int port;
+	uint64_t sessions;
+};
+
 struct session {
 	struct endpoint *ep;
 	struct bufferevent *client;
@@ -68,8 +81,11 @@ struct endpoint {
 	struct session *sessions; /* loop thread only */
 
 	pthread_mutex_t lock; /* guards everything below */
-	char *target_host;    /* NULL until a target is set */
-	int target_port;
+	struct endpoint_target targets[ENDPOINT_MAX_TARGETS];
+	int n_targets;	      /* 0 until a target is set */
+	unsigned next_target; /* round robin over targets */
+	struct tally tallies[ENDPOINT_MAX_TALLIES];
+	int n_tallies;
 	bool holding;
 	int64_t hold_deadline;	   /* now_ms() when the hold expires */
 	struct session *held_head; /* held queue, oldest first */
@@ -143,6 +159,37 @@ static void session_unlink(struct session *s)
 	s->prev = s->next = NULL;
 }
 
+/*
+ * Count one session more (DELTA 1) or less (-1) to HOST:PORT.  Call with
+ * ep->lock held.  With every entry in use the count is lost, which only
+ * makes a drain wait its whole bound.
+ */
+static void tally(struct endpoint *ep, const char *host, int port, int delta)
+{
+	struct tally *free_slot = NULL;
+
+	for (int i = 0; i < ep->n_tallies; i++) {
+		struct tally *t = &ep->tallies[i];
+
+		if (t->port == port && strcmp(t->host, host) == 0) {
+			if (delta > 0 || t->sessions > 0)
+				t->sessions += (uint64_t)(int64_t)delta;
+			return;
+		}
+		if (t->sessions == 0 && !free_slot)
+			free_slot = t;
+	}
+	if (delta < 0)
+		return;
+	if (!free_slot && ep->n_tallies < ENDPOINT_MAX_TALLIES)
+		free_slot = &ep->tallies[ep->n_tallies++];
+	if (!free_slot)
+		return;
+	snprintf(free_slot->host, sizeof(free_slot->host), "%s", host);
+	free_slot->port = port;
+	free_slot->sessions = 1;
+}
+
 /* Close both sides of the linked session S at once and free it. */
 static void session_free(struct session *s)
 {
@@ -155,6 +202,7 @@ static void session_free(struct session *s)
 	session_unlink(s);
 	pthread_mutex_lock(&ep->lock);
 	ep->stats.active--;
+	tally(ep, s->host, s->port, -1);
 	pthread_mutex_unlock(&ep->lock);
 	free(s->host);
 	free(s);
@@ -181,25 +229,39 @@ static struct bufferevent *session_peer(struct session *s,
 }
 
 /*
- * Copy the current target into S.  Returns false, after counting a
- * failure, when there is none.  Otherwise S counts as active.
+ * Copy a current target into S, the next one in turn when there are
+ * several.  Returns false, after counting a failure, when there is none.
+ * Otherwise S counts as active.
  */
 static bool session_take_target(struct session *s)
 {
 	struct endpoint *ep = s->ep;
+	const struct endpoint_target *t;
 	bool found;
 
 	pthread_mutex_lock(&ep->lock);
-	found = ep->target_host != NULL;
+	found = ep->n_targets > 0;
 	if (found) {
-		s->host = xstrdup(ep->target_host);
-		s->port = ep->target_port;
+		t = &ep->targets[ep->next_target++ % (unsigned)ep->n_targets];
+		s->host = xstrdup(t->host);
+		s->port = t->port;
 		ep->stats.active++;
+		tally(ep, s->host, s->port, 1);
 	} else {
 		ep->stats.failed++;
 	}
 	pthread_mutex_unlock(&ep->lock);
 	return found;
+}
+
+/* Whether HOST:PORT is one of EP's targets.  Call with ep->lock held. */
+static bool is_target(struct endpoint *ep, const char *host, int port)
+{
+	for (int i = 0; i < ep->n_targets; i++)
+		if (ep->targets[i].port == port &&
+		    strcmp(ep->targets[i].host, host) == 0)
+			return true;
+	return false;
 }
 
 /*
@@ -463,31 +525,29 @@ static void endpoint_accept_retry_cb(evutil_socket_t fd, short what, void *arg)
 	evconnlistener_enable(ep->listener);
 }
 
-/* Close every session whose target is not the current one. */
+/*
+ * Close every session whose target is not a current one.  Loop thread
+ * only: session_free() takes ep->lock itself, so the targets are read
+ * per session.
+ */
 static void endpoint_drop_stale(struct endpoint *ep)
 {
 	struct session *s, *next;
-	char *host = NULL;
-	int port = 0;
 	int dropped = 0;
-
-	pthread_mutex_lock(&ep->lock);
-	if (ep->target_host) {
-		host = xstrdup(ep->target_host);
-		port = ep->target_port;
-	}
-	pthread_mutex_unlock(&ep->lock);
+	bool keep;
 
 	for (s = ep->sessions; s; s = next) {
 		next = s->next;
-		if (host && strcmp(s->host, host) == 0 && s->port == port)
+		pthread_mutex_lock(&ep->lock);
+		keep = is_target(ep, s->host, s->port);
+		pthread_mutex_unlock(&ep->lock);
+		if (keep)
 			continue;
 		session_free(s);
 		dropped++;
 	}
 	log_info("endpoint \"%s\": closed %d sessions to old targets", ep->name,
 		 dropped);
-	free(host);
 }
 
 /*
@@ -643,18 +703,17 @@ void endpoint_free(struct endpoint *ep)
 		free(s);
 	}
 	pthread_mutex_destroy(&ep->lock);
-	free(ep->target_host);
 	free(ep->name);
 	free(ep);
 }
 
-/* Replace the target.  Call with ep->lock held; HOST may not be NULL. */
+/* Replace the targets by one.  Call with ep->lock held; HOST not NULL. */
 static void endpoint_set_target_locked(struct endpoint *ep, const char *host,
 				       int port)
 {
-	free(ep->target_host);
-	ep->target_host = xstrdup(host);
-	ep->target_port = port;
+	snprintf(ep->targets[0].host, sizeof(ep->targets[0].host), "%s", host);
+	ep->targets[0].port = port;
+	ep->n_targets = 1;
 }
 
 void endpoint_set_target(struct endpoint *ep, const char *host, int port)
@@ -663,6 +722,47 @@ void endpoint_set_target(struct endpoint *ep, const char *host, int port)
 	endpoint_set_target_locked(ep, host, port);
 	pthread_mutex_unlock(&ep->lock);
 	log_info("endpoint \"%s\": target is now %s:%d", ep->name, host, port);
+}
+
+void endpoint_set_targets(struct endpoint *ep,
+			  const struct endpoint_target *targets, int n)
+{
+	char list[ENDPOINT_MAX_TARGETS * 72] = "";
+	size_t len = 0;
+	bool same;
+
+	if (n > ENDPOINT_MAX_TARGETS)
+		n = ENDPOINT_MAX_TARGETS;
+	pthread_mutex_lock(&ep->lock);
+	same = n == ep->n_targets;
+	for (int i = 0; same && i < n; i++)
+		same = is_target(ep, targets[i].host, targets[i].port);
+	if (n > 0)
+		memcpy(ep->targets, targets, sizeof(*targets) * (size_t)n);
+	ep->n_targets = n;
+	pthread_mutex_unlock(&ep->lock);
+	if (same)
+		return;
+	for (int i = 0; i < n && len < sizeof(list); i++)
+		len += (size_t)snprintf(list + len, sizeof(list) - len,
+					"%s%s:%d", i ? ", " : "",
+					targets[i].host, targets[i].port);
+	log_info("endpoint \"%s\": targets are now %s", ep->name,
+		 n ? list : "none");
+}
+
+uint64_t endpoint_sessions_to(struct endpoint *ep, const char *host, int port)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&ep->lock);
+	n = 0;
+	for (int i = 0; i < ep->n_tallies; i++)
+		if (ep->tallies[i].port == port &&
+		    strcmp(ep->tallies[i].host, host) == 0)
+			n = ep->tallies[i].sessions;
+	pthread_mutex_unlock(&ep->lock);
+	return n;
 }
 
 void endpoint_hold(struct endpoint *ep)
@@ -685,9 +785,9 @@ void endpoint_release(struct endpoint *ep, const char *host, int port)
 	pthread_mutex_lock(&ep->lock);
 	if (host)
 		endpoint_set_target_locked(ep, host, port);
-	if (ep->target_host)
-		snprintf(target, sizeof(target), "%s:%d", ep->target_host,
-			 ep->target_port);
+	if (ep->n_targets > 0)
+		snprintf(target, sizeof(target), "%s:%d", ep->targets[0].host,
+			 ep->targets[0].port);
 	ep->holding = false;
 	ep->release_count = n = ep->stats.held;
 	pthread_mutex_unlock(&ep->lock);

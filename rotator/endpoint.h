@@ -2,7 +2,8 @@
  * endpoint.h: where clients connect.
  *
  * An endpoint listens on one TCP address and forwards every connection,
- * byte for byte, to its current target (the primary).  During a switch it
+ * byte for byte, to its current target (the primary), or in turn to one
+ * of several (the replicas, behind endpoint.read_listen).  During a switch it
  * holds new connections: they are accepted, nothing is read from them,
  * and they wait, for at most hold_ms, until endpoint_release() names the
  * new target.  The endpoint runs on the daemon's event loop and never
@@ -20,6 +21,13 @@
 
 struct event_base;
 struct endpoint;
+
+#define ENDPOINT_MAX_TARGETS 16
+
+struct endpoint_target {
+	char host[64];
+	int port;
+};
 
 struct endpoint_stats {
 	uint64_t accepted; /* connections accepted since start */
@@ -45,6 +53,17 @@ void endpoint_free(struct endpoint *ep);
 void endpoint_set_target(struct endpoint *ep, const char *host, int port);
 
 /*
+ * Spread new connections over the N TARGETS (at most
+ * ENDPOINT_MAX_TARGETS), in turn; N = 0 closes them.  Sessions already
+ * open stay where they are until endpoint_drop_sessions().
+ */
+void endpoint_set_targets(struct endpoint *ep,
+			  const struct endpoint_target *targets, int n);
+
+/* How many sessions are open to HOST:PORT now. */
+uint64_t endpoint_sessions_to(struct endpoint *ep, const char *host, int port);
+
+/*
  * Hold new connections.  When this returns, no connection accepted after
  * it will be forwarded until endpoint_release().
  */
@@ -56,7 +75,7 @@ void endpoint_hold(struct endpoint *ep);
  */
 void endpoint_release(struct endpoint *ep, const char *host, int port);
 
-/* Close every session whose server side is not the current target. */
+/* Close every session whose server side is not a current target. */
 void endpoint_drop_sessions(struct endpoint *ep);
 
 void endpoint_get_stats(struct endpoint *ep, struct endpoint_stats *stats);

@@ -609,6 +609,62 @@ static void test_drop_sessions(void **state)
 	assert_stat_becomes(f->ep, active, 0);
 }
 
+/*
+ * Two targets take connections in turn; a target removed keeps its
+ * sessions, counted, until endpoint_drop_sessions() closes them.
+ */
+static void test_several_targets(void **state)
+{
+	struct fixture *f = *state;
+	struct endpoint_target two[2] = {{"127.0.0.1", f->a.port},
+					 {"127.0.0.1", f->b.port}};
+	int fd[4];
+	int a = 0, b = 0;
+	char buf[2];
+
+	endpoint_set_targets(f->ep, two, 2);
+	for (int i = 0; i < 4; i++) {
+		fd[i] = client_connect(f->port);
+		assert_int_equal(read_exact(fd[i], buf, 2, WAIT_MS), 2);
+		a += buf[0] == 'A';
+		b += buf[0] == 'B';
+	}
+	assert_int_equal(a, 2);
+	assert_int_equal(b, 2);
+	assert_int_equal(endpoint_sessions_to(f->ep, "127.0.0.1", f->a.port),
+			 2);
+
+	/* A leaves the set: new sessions go to B, A's stay open. */
+	endpoint_set_targets(f->ep, two + 1, 1);
+	for (int i = 0; i < 2; i++) {
+		int extra = client_connect(f->port);
+
+		expect_reply(extra, "B:");
+		close(extra);
+	}
+	assert_int_equal(endpoint_sessions_to(f->ep, "127.0.0.1", f->a.port),
+			 2);
+	endpoint_drop_sessions(f->ep);
+	for (int i = 0;
+	     i < 10 && endpoint_sessions_to(f->ep, "127.0.0.1", f->a.port) > 0;
+	     i++)
+		sleep_ms(50);
+	assert_int_equal(endpoint_sessions_to(f->ep, "127.0.0.1", f->a.port),
+			 0);
+	assert_stat_becomes(f->ep, active, 2);
+	for (int i = 0; i < 4; i++)
+		close(fd[i]);
+	assert_stat_becomes(f->ep, active, 0);
+	assert_int_equal(endpoint_sessions_to(f->ep, "127.0.0.1", f->b.port),
+			 0);
+
+	/* No target at all: connections are closed. */
+	endpoint_set_targets(f->ep, NULL, 0);
+	fd[0] = client_connect(f->port);
+	assert_true(sees_eof(fd[0]));
+	close(fd[0]);
+}
+
 static void test_no_target(void **state)
 {
 	struct fixture *f = *state;
@@ -739,6 +795,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hold_expiry,
 						setup_short_hold, teardown),
 		cmocka_unit_test_setup_teardown(test_drop_sessions, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_several_targets, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_no_target, setup,
 						teardown),
