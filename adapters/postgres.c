@@ -317,6 +317,13 @@ static int write_node_conf(struct cluster *cl, const struct node *n,
 		free(extra);
 		extra = next;
 	}
+	/*
+	 * wal_retrieve_retry_interval: when the old primary's fast shutdown
+	 * ends the stream, the startup process goes round its sources
+	 * (stream, archive, pg_wal); a round that finds nothing new would
+	 * otherwise wait 5 s, longer than a switch may take, before it
+	 * reads the shutdown checkpoint the receiver has just written.
+	 */
 	text = xasprintf(
 		"# written by rotator for node %s/%d; do not edit\n"
 		"%s"
@@ -336,6 +343,7 @@ static int write_node_conf(struct cluster *cl, const struct node *n,
 		"restore_command = 'cp \"%s/%%f\" \"%%p\"'\n"
 		"recovery_target_timeline = 'latest'\n"
 		"wal_receiver_status_interval = 1s\n"
+		"wal_retrieve_retry_interval = 100ms\n"
 		"%s",
 		cl->cfg->name, n->generation, extra, n->port, n->host,
 		cl->cfg->name, n->generation, arch, arch, arch, arch, arch,
@@ -1466,6 +1474,59 @@ out:
 	return rc;
 }
 
+/*
+ * Point REPLICA at PRIMARY, just promoted: a new primary_conninfo and a
+ * reload (PostgreSQL 13 and later restart the WAL receiver on it).  With
+ * recovery_target_timeline 'latest' and the archive holding the new
+ * timeline's history file, the replica switches to that timeline by
+ * itself.  Confirmed once its receiver streams from PRIMARY's port on
+ * PRIMARY's timeline.
+ */
+static int pg_follow(struct cluster *cl, struct node *replica,
+		     struct node *primary, int64_t deadline, char *err,
+		     size_t errlen)
+{
+	char v[2][PG_VALUE_LEN], p[1][PG_VALUE_LEN], port[16];
+	PGconn *conn;
+	int rc = -1;
+
+	if (write_node_conf(cl, replica, primary, err, errlen) == -1)
+		return -1;
+	conn = pg_connect(cl, replica, err, errlen);
+	if (!conn)
+		return -1;
+	if (pg_row_within(conn, "SELECT pg_reload_conf()", v, 1,
+			  deadline - now_ms(), err, errlen) == -1 ||
+	    pg_once(cl, primary, "SELECT " PRIMARY_TIMELINE_SQL, p, 1, err,
+		    errlen) == -1)
+		goto out;
+	snprintf(port, sizeof(port), "%d", primary->port);
+	for (;;) {
+		if (pg_row_within(conn,
+				  "SELECT coalesce((SELECT status || ':' || "
+				  "sender_port FROM pg_stat_wal_receiver), "
+				  "'none'), coalesce((SELECT received_tli "
+				  "FROM pg_stat_wal_receiver), 0)",
+				  v, 2, deadline - now_ms(), err, errlen) == -1)
+			goto out;
+		if (strncmp(v[0], "streaming:", 10) == 0 &&
+		    strcmp(v[0] + 10, port) == 0 && strcmp(v[1], p[0]) == 0)
+			break;
+		if (now_ms() > deadline) {
+			snprintf(err, errlen,
+				 "replica does not stream from port %s on "
+				 "timeline %s (receiver %s, timeline %s)",
+				 port, p[0], v[0], v[1]);
+			goto out;
+		}
+		sleep_ms(20);
+	}
+	rc = 0;
+out:
+	PQfinish(conn);
+	return rc;
+}
+
 /* Remove archived segments older than the oldest kept restore point. */
 static void pg_prune_archive(struct cluster *cl, json_t *oldest)
 {
@@ -1514,6 +1575,7 @@ const struct adapter postgres_adapter = {
 	.unfence = pg_unfence,
 	.wait_replayed = pg_wait_replayed,
 	.promote = pg_promote,
+	.follow = pg_follow,
 	.ensure_running = pg_ensure_running,
 	.prune_archive = pg_prune_archive,
 	.release_restore_point = pg_release_restore_point,

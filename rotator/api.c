@@ -197,14 +197,15 @@ static const char *requester_of(struct evhttp_request *req, json_t *body,
 static void post_rotate(struct api *api, struct evhttp_request *req,
 			struct cluster *cl)
 {
-	json_t *body = read_body(req), *reason;
+	json_t *body = read_body(req), *reason, *node;
 	char who[128], err[512];
 	struct rotation *rot;
-	bool conflict;
+	int status;
 
 	if (!body)
 		return;
 	reason = json_object_get(body, "reason");
+	node = json_object_get(body, "node");
 	if ((reason && !json_is_string(reason)) ||
 	    (json_object_get(body, "requester") &&
 	     !json_is_string(json_object_get(body, "requester")))) {
@@ -213,12 +214,21 @@ static void post_rotate(struct api *api, struct evhttp_request *req,
 			    "\"reason\" and \"requester\" must be strings");
 		return;
 	}
+	if (node && (!json_is_integer(node) || json_integer_value(node) < 1 ||
+		     json_integer_value(node) > INT32_MAX)) {
+		json_decref(body);
+		reply_error(req, 400,
+			    "\"node\" must be a member's generation, a "
+			    "positive integer");
+		return;
+	}
 	rot = rotation_start(cl, reason ? json_string_value(reason) : "forced",
 			     requester_of(req, body, who, sizeof(who)),
-			     &conflict, err, sizeof(err));
+			     node ? (int)json_integer_value(node) : ROTATE_ALL,
+			     &status, err, sizeof(err));
 	json_decref(body);
 	if (!rot) {
-		reply_error(req, conflict ? 409 : 500, "%s", err);
+		reply_error(req, status, "%s", err);
 		return;
 	}
 	pthread_mutex_lock(&cl->lock);

@@ -3,6 +3,7 @@
  * over its API, except "audit verify", which reads the log itself so
  * that the chain can be checked with the daemon down.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -303,31 +304,46 @@ int cli_rotate(const char *config, int argc, char **argv)
 	static const struct option opts[] = {
 		{"reason", required_argument, NULL, 'r'},
 		{"wait", no_argument, NULL, 'w'},
+		{"node", required_argument, NULL, 'n'},
 		{NULL, 0, NULL, 0},
 	};
+	static const char usage[] =
+		"usage: rotate CLUSTER [--node ID] [--reason TEXT] [--wait]";
 	const char *reason = "forced by operator";
 	json_t *body, *reply = NULL;
 	bool wait = false;
 	struct cli cli;
-	char path[256], id[64];
+	char path[256], id[64], *end;
+	long node = 0;
 	int c, status, rc;
 
 	optind = 0; /* glibc: start over, permuting from argv[1] */
-	while ((c = getopt_long(argc, argv, "r:w", opts, NULL)) != -1) {
-		if (c == 'r')
+	while ((c = getopt_long(argc, argv, "r:wn:", opts, NULL)) != -1) {
+		if (c == 'r') {
 			reason = optarg;
-		else if (c == 'w')
+		} else if (c == 'w') {
 			wait = true;
-		else
+		} else if (c == 'n') {
+			errno = 0;
+			node = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || node < 1 ||
+			    node > INT32_MAX)
+				return usage_error(
+					"--node: \"%s\" is not a generation "
+					"(see \"status\")",
+					optarg);
+		} else {
 			return usage_error("bad option for \"%s\"", "rotate");
+		}
 	}
 	if (optind != argc - 1)
-		return usage_error(
-			"%s", "usage: rotate CLUSTER [--reason TEXT] [--wait]");
+		return usage_error("%s", usage);
 	if (cli_open(&cli, config, true) == -1)
 		return 2;
 	snprintf(path, sizeof(path), "/v1/clusters/%s/rotate", argv[optind]);
 	body = json_pack("{s:s, s:s}", "reason", reason, "requester", "cli");
+	if (node > 0)
+		json_object_set_new(body, "node", json_integer(node));
 	status = call(&cli, "POST", path, body, &reply);
 	json_decref(body);
 	if (status != 202) {

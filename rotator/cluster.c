@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "rotator/cluster.h"
+#include "rotator/endpoint.h"
 #include "rotator/log.h"
 
 static const char *const role_names[] = {
@@ -47,6 +48,36 @@ struct node *cluster_node(struct cluster *cl, int gen)
 		if (cl->nodes[i].generation == gen)
 			return &cl->nodes[i];
 	return NULL;
+}
+
+static void set_target(struct endpoint_target *t, const struct node *n)
+{
+	snprintf(t->host, sizeof(t->host), "%s", n->host);
+	t->port = n->port;
+}
+
+void cluster_publish(struct cluster *cl)
+{
+	struct endpoint_target readers[ENDPOINT_MAX_TARGETS], primary = {0};
+	int n = 0;
+	bool have_primary;
+
+	pthread_mutex_lock(&cl->lock);
+	have_primary = cluster_primary(cl) != NULL;
+	if (have_primary)
+		set_target(&primary, cluster_primary(cl));
+	for (int i = 0; i < cl->n_nodes && n < ENDPOINT_MAX_TARGETS; i++)
+		if (cl->nodes[i].role == NODE_REPLICA)
+			set_target(&readers[n++], &cl->nodes[i]);
+	pthread_mutex_unlock(&cl->lock);
+
+	if (cl->reader) {
+		if (n > 0)
+			endpoint_set_targets(cl->reader, readers, n);
+		else
+			endpoint_set_targets(cl->reader, &primary,
+					     have_primary ? 1 : 0);
+	}
 }
 
 void node_release(struct node *n)

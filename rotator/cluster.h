@@ -22,6 +22,7 @@
 
 struct adapter;
 struct endpoint;
+struct sentinel;
 struct rotation;
 struct daemon;
 
@@ -51,9 +52,11 @@ struct cluster {
 	const struct adapter *adapter;
 	struct daemon *daemon; /* borrowed */
 	struct endpoint *endpoint;
-	char *dir;	/* STATE_DIR/clusters/NAME */
-	char *password; /* auth.password_file's content */
-	char scope[64]; /* "NAME" for log lines */
+	struct endpoint *reader;   /* endpoint.read_listen, or NULL */
+	struct sentinel *sentinel; /* endpoint.sentinel_listen, or NULL */
+	char *dir;		   /* STATE_DIR/clusters/NAME */
+	char *password;		   /* auth.password_file's content */
+	char scope[64];		   /* "NAME" for log lines */
 
 	pthread_mutex_t lock;
 	pthread_mutex_t job_lock; /* held by a rotation or snapshot */
@@ -76,7 +79,8 @@ struct cluster {
 	bool verify_passed;
 	char verify_reason[512]; /* why it failed */
 
-	int64_t next_rotation_due; /* monotonic ms; 0 = none */
+	int64_t next_rotation_due;  /* monotonic ms; 0 = none */
+	int64_t next_replica_check; /* monotonic ms */
 	int64_t next_snapshot_due;
 	int64_t last_rotation_at; /* wall ms */
 	int64_t last_snapshot_at; /* wall ms */
@@ -95,6 +99,13 @@ struct node *cluster_primary(struct cluster *cl);
 
 /* The member of generation GEN, or NULL.  Same rules as above. */
 struct node *cluster_node(struct cluster *cl, int gen);
+
+/*
+ * Tell the read endpoint and the Sentinel emulation who serves: reads go
+ * to the replicas (role replica: caught up and verified), or to the
+ * primary when there is none.  Caller does not hold CL->lock.
+ */
+void cluster_publish(struct cluster *cl);
 
 /* Append a copy of N to the members.  Caller holds CL->lock. */
 void cluster_add_node(struct cluster *cl, const struct node *n);

@@ -37,6 +37,7 @@
 #define ERRLEN 512
 #define TICK_MS 1000
 #define START_TRIES 5
+#define REPLICA_RETRY_MS 30000 /* after a failed replica change */
 
 static struct daemon *the_daemon;
 
@@ -205,8 +206,64 @@ static void sweep_orphans(struct cluster *cl)
 }
 
 /*
+ * Start N if it is not running.  A postmaster killed while the daemon
+ * was down may leave backends that hold its shared memory for a moment:
+ * the start is tried a few times.
+ */
+static int start_node(struct cluster *cl, struct node *n, char *err)
+{
+	int rc = -1;
+
+	for (int i = 0; i < START_TRIES; i++) {
+		rc = cl->adapter->ensure_running(cl, n, err, ERRLEN);
+		if (rc == 0)
+			break;
+		slog_warning(cl->scope, "could not start generation %d: %s",
+			     n->generation, err);
+		sleep_ms(1000);
+	}
+	return rc;
+}
+
+/*
+ * Start every replica.  One that does not start is destroyed: the
+ * replica count is made good again by a fresh one.
+ */
+static void start_replicas(struct cluster *cl)
+{
+	struct node replicas[MAX_REPLICAS + 1];
+	char err[ERRLEN];
+	int n = 0;
+
+	pthread_mutex_lock(&cl->lock);
+	for (int i = 0; i < cl->n_nodes && n <= MAX_REPLICAS; i++)
+		if (cl->nodes[i].role == NODE_REPLICA)
+			node_copy(&replicas[n++], &cl->nodes[i]);
+	pthread_mutex_unlock(&cl->lock);
+	for (int i = 0; i < n; i++) {
+		if (start_node(cl, &replicas[i], err) == -1) {
+			slog_error(cl->scope,
+				   "replica %d does not start; destroying it",
+				   replicas[i].generation);
+			if (cl->adapter->stop(cl, &replicas[i], err, ERRLEN) ==
+				    0 &&
+			    prov_destroy(cl, &replicas[i], err, ERRLEN) == 0) {
+				pthread_mutex_lock(&cl->lock);
+				cluster_remove_node(cl, replicas[i].generation);
+				if (cluster_save_state(cl) == -1)
+					slog_error(cl->scope,
+						   "could not save members");
+				pthread_mutex_unlock(&cl->lock);
+			}
+		}
+		node_release(&replicas[i]);
+	}
+}
+
+/*
  * The start-up job of a cluster: make generation 1 or make sure the
- * primary runs, point the endpoint at it, and have a first restore point.
+ * members run, point the endpoints at them, and have a first restore
+ * point.
  */
 static void *startup_main(void *arg)
 {
@@ -228,27 +285,18 @@ static void *startup_main(void *arg)
 	if (!have_primary) {
 		rc = bootstrap_cluster(cl, err);
 	} else {
-		/*
-		 * A postmaster killed while the daemon was down may leave
-		 * backends that hold its shared memory for a moment: the
-		 * start is tried a few times.
-		 */
-		for (int i = 0; i < START_TRIES; i++) {
-			rc = cl->adapter->ensure_running(cl, &primary, err,
-							 ERRLEN);
-			if (rc == 0)
-				break;
-			slog_warning(cl->scope,
-				     "could not start the primary: %s", err);
-			sleep_ms(1000);
-		}
+		rc = start_node(cl, &primary, err);
 		node_release(&primary);
+		start_replicas(cl);
 	}
 	if (rc == 0) {
 		pthread_mutex_lock(&cl->lock);
 		endpoint_release(cl->endpoint, cluster_primary(cl)->host,
 				 cluster_primary(cl)->port);
 		pthread_mutex_unlock(&cl->lock);
+		cluster_publish(cl);
+		if (cl->reader)
+			endpoint_release(cl->reader, NULL, 0);
 		/*
 		 * A first restore point, except of an adopted primary: its
 		 * snapshot holds WAL on it through a slot until its rotation,
@@ -372,21 +420,50 @@ int daemon_verify(struct cluster *cl, const char *id, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Whether CL has more or fewer replicas than configured, and nothing
+ * runs that could change that.  An adopted primary gets its replicas
+ * after its first rotation: its restore point's replication slot serves
+ * one node only.
+ */
+static bool replicas_wanted(struct cluster *cl)
+{
+	struct node *primary;
+	int n = 0;
+	bool want;
+
+	pthread_mutex_lock(&cl->lock);
+	primary = cluster_primary(cl);
+	for (int i = 0; i < cl->n_nodes; i++)
+		n += cl->nodes[i].role == NODE_REPLICA;
+	want = primary && !primary->adopted && !cl->running &&
+	       n != cl->cfg->replicas;
+	pthread_mutex_unlock(&cl->lock);
+	return want;
+}
+
 /* The schedules, once a second on the loop thread. */
 static void tick_cluster(struct daemon *d, struct cluster *cl)
 {
 	int64_t now = now_ms();
 	char err[ERRLEN];
-	bool conflict;
+	int status;
 
 	if (!cl->bootstrapped || d->stopping)
 		return;
 	if (cl->cfg->schedule_every_ms > 0 && now >= cl->next_rotation_due) {
 		cl->next_rotation_due = now + cl->cfg->schedule_every_ms;
-		if (!rotation_start(cl, "schedule", "rotator", &conflict, err,
-				    sizeof(err)))
+		if (!rotation_start(cl, "schedule", "rotator", ROTATE_ALL,
+				    &status, err, sizeof(err)))
 			slog_info(cl->scope, "scheduled rotation skipped: %s",
 				  err);
+	}
+	if (now >= cl->next_replica_check && replicas_wanted(cl)) {
+		/* A failure is tried again a while later, not every second. */
+		cl->next_replica_check = now + REPLICA_RETRY_MS;
+		if (!rotation_start(cl, "replicas", "rotator", ROTATE_REPLICAS,
+				    &status, err, sizeof(err)))
+			slog_debug(cl->scope, "replica change waits: %s", err);
 	}
 	if (cl->cfg->snapshot_every_ms > 0 && now >= cl->next_snapshot_due) {
 		cl->next_snapshot_due = now + cl->cfg->snapshot_every_ms;
@@ -464,7 +541,11 @@ static const char *restart_key(const struct config_cluster *a,
 	if (differs(a->engine, b->engine) || a->bootstrap != b->bootstrap)
 		return "engine or bootstrap";
 	if (differs(a->endpoint_host, b->endpoint_host) ||
-	    a->endpoint_port != b->endpoint_port || a->hold_ms != b->hold_ms)
+	    a->endpoint_port != b->endpoint_port || a->hold_ms != b->hold_ms ||
+	    differs(a->read_host, b->read_host) ||
+	    a->read_port != b->read_port ||
+	    differs(a->sentinel_host, b->sentinel_host) ||
+	    a->sentinel_port != b->sentinel_port)
 		return "endpoint";
 	if (differs(a->auth_user, b->auth_user) ||
 	    differs(a->auth_password_file, b->auth_password_file))
@@ -604,8 +685,19 @@ static struct cluster *cluster_open(struct daemon *d,
 	cl->endpoint =
 		endpoint_new(d->base, cfg->name, cfg->endpoint_host,
 			     cfg->endpoint_port, cfg->hold_ms, err, errlen);
-	if (cl->endpoint)
-		err[0] = '\0';
+	if (!cl->endpoint)
+		return cl;
+	if (cfg->read_host) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "%s/read", cfg->name);
+		cl->reader =
+			endpoint_new(d->base, name, cfg->read_host,
+				     cfg->read_port, cfg->hold_ms, err, errlen);
+		if (!cl->reader)
+			return cl;
+	}
+	err[0] = '\0';
 	return cl;
 }
 
@@ -614,6 +706,7 @@ static void cluster_close(struct cluster *cl)
 	if (!cl)
 		return;
 	endpoint_free(cl->endpoint);
+	endpoint_free(cl->reader);
 	for (int i = 0; i < cl->n_history; i++) {
 		rotation_reap(cl->history[i]);
 		rotation_free(cl->history[i]);
@@ -857,6 +950,8 @@ int daemon_serve(const char *config_path)
 		 * from when the loop runs.
 		 */
 		endpoint_hold(d.clusters[i]->endpoint);
+		if (d.clusters[i]->reader)
+			endpoint_hold(d.clusters[i]->reader);
 		arm_schedules(d.clusters[i]);
 		spawn(startup_main, d.clusters[i]);
 	}

@@ -66,14 +66,26 @@ static void add_step(struct rotation *rot, const char *name, const char *detail)
 					when, "detail", detail ? detail : ""));
 }
 
-/* The journal record of ROT as it stands: enough to settle it later. */
+static const char *const leg_names[] = {
+	[LEG_REPLACE] = "replace",
+	[LEG_ADD] = "add",
+	[LEG_REMOVE] = "remove",
+};
+
+/*
+ * The journal record of ROT as it stands: enough to settle its leg
+ * later.  "replica" says which commit point applies.
+ */
 static json_t *journal_record(struct rotation *rot)
 {
 	json_t *rec = json_pack(
-		"{s:s, s:s, s:s, s:s, s:b, s:b, s:o}", "rotation", rot->id,
-		"cluster", rot->cl->cfg->name, "state", state_names[rot->state],
-		"restore_point", rot->restore_point, "fenced", rot->fenced,
-		"committed", rot->committed, "old", node_to_json(&rot->old));
+		"{s:s, s:s, s:s, s:s, s:b, s:b, s:o, s:i, s:s, s:b, s:o}",
+		"rotation", rot->id, "cluster", rot->cl->cfg->name, "state",
+		state_names[rot->state], "restore_point", rot->restore_point,
+		"fenced", rot->fenced, "committed", rot->committed, "old",
+		node_to_json(&rot->old), "leg", rot->leg, "kind",
+		leg_names[rot->legs[rot->leg].kind], "replica", rot->replica,
+		"primary", node_to_json(&rot->primary));
 
 	if (rot->have_fresh)
 		json_object_set_new(rec, "fresh", node_to_json(&rot->fresh));
@@ -178,10 +190,10 @@ static json_t *plan(struct rotation *rot, bool *bad, char *err)
 	 * An adopted primary's history is not in rotator's archive: its
 	 * rotation always takes a restore point of its own first.
 	 */
-	if (rot->old.adopted || store_newest(cl, id, sizeof(id)) == -1) {
+	if (rot->primary.adopted || store_newest(cl, id, sizeof(id)) == -1) {
 		milestone(rot, "+snapshot-start", "%s",
-			  rot->old.adopted ? "the primary is adopted"
-					   : "no restore point yet");
+			  rot->primary.adopted ? "the primary is adopted"
+					       : "no restore point yet");
 		if (store_take(cl, id, err, ERRLEN) == -1)
 			return NULL;
 		daemon_event(cl->daemon, cl->cfg->name, "+snapshot-taken", id,
@@ -225,8 +237,8 @@ static int provision(struct rotation *rot, json_t *manifest, char *err)
 		rc = -1;
 		goto out;
 	}
-	rc = cl->adapter->seed(cl, dir, manifest, &rot->fresh, &rot->old, err,
-			       ERRLEN);
+	rc = cl->adapter->seed(cl, dir, manifest, &rot->fresh, &rot->primary,
+			       err, ERRLEN);
 	if (rc == 0)
 		milestone(rot, "+provisioned",
 			  "generation %d on port %d from %s",
@@ -248,8 +260,8 @@ static int catch_up(struct rotation *rot, char *err)
 	for (;;) {
 		if (stopping(rot, err))
 			return -1;
-		if (cl->adapter->catch_up(cl, &rot->fresh, &rot->old, &cu, last,
-					  sizeof(last)) == 0 &&
+		if (cl->adapter->catch_up(cl, &rot->fresh, &rot->primary, &cu,
+					  last, sizeof(last)) == 0 &&
 		    cu.streaming && cu.lag_bytes <= cl->cfg->max_lag_bytes)
 			break;
 		if (now_ms() > deadline) {
@@ -403,6 +415,12 @@ static int switch_over(struct rotation *rot, char *err)
 			   rot->id);
 	endpoint_release(cl->endpoint, rot->fresh.host, rot->fresh.port);
 	pause = now_ms() - rot->hold_started;
+	/*
+	 * Sessions still open to the old node (a paused Redis keeps its
+	 * clients) end now, so that no client writes to it again.
+	 */
+	endpoint_drop_sessions(cl->endpoint);
+	cluster_publish(cl);
 	pthread_mutex_lock(&cl->lock);
 	rot->held = false;
 	rot->write_pause_ms = pause;
@@ -468,8 +486,9 @@ static void roll_back(struct rotation *rot)
 		slog_error(cl->scope,
 			   "rotation %s: could not destroy the fresh node: %s",
 			   rot->id, err);
-	if (cl->adapter->release_restore_point)
+	if (!rot->replica && cl->adapter->release_restore_point)
 		cl->adapter->release_restore_point(cl, &rot->old);
+	cluster_publish(cl);
 }
 
 static void finish(struct rotation *rot, enum rotation_state end,
@@ -486,12 +505,13 @@ static void finish(struct rotation *rot, enum rotation_state end,
 	if (rotation_enter(rot, end, reason) == -1)
 		slog_error(cl->scope, "rotation %s: could not journal its end",
 			   rot->id);
-	fields = json_pack("{s:s, s:s, s:s, s:i, s:i, s:I}", "rotation",
+	fields = json_pack("{s:s, s:s, s:s, s:i, s:i, s:I, s:O}", "rotation",
 			   rot->id, "restore_point", rot->restore_point,
 			   "reason", reason ? reason : "", "old_generation",
 			   rot->old.generation, "new_generation",
 			   rot->have_fresh ? rot->fresh.generation : 0,
-			   "write_pause_ms", (json_int_t)rot->write_pause_ms);
+			   "write_pause_ms", (json_int_t)rot->write_pause_ms,
+			   "nodes", rot->nodes);
 	if (audit_append(cl->daemon->audit,
 			 end == ROT_DONE ? "rotation_done" : "rotation_aborted",
 			 cl->cfg->name, fields) == -1)
@@ -586,28 +606,130 @@ static int plan_and_provision(struct rotation *rot, char *err)
 }
 
 /*
- * Steps up to and including the commit point.  Returns 0 once the fresh
- * node is the primary, or -1 with the reason in ERR.
+ * A replica's switch, with no write pause (the endpoint is not held):
+ *
+ * 1. journal the commit point, then record the fresh node as a replica
+ *    and the old one as retired;
+ * 2. publish: the read endpoint sends new sessions to the fresh replica
+ *    and none to the old one;
+ * 3. drain: wait, at most switch_timeout, for the old replica's read
+ *    sessions to end, then close what is left.
+ *
+ * A leg that adds a replica stops after step 2; one that removes a
+ * replica has no fresh node and only retires the old one.  Returns 0, or
+ * -1 before the commit point.
+ */
+static int join_replica(struct rotation *rot, char *err)
+{
+	struct cluster *cl = rot->cl;
+	int64_t deadline = now_ms() + cl->cfg->switch_timeout_ms;
+	struct node *n;
+	int rc;
+
+	pthread_mutex_lock(&cl->lock);
+	rot->committed = true;
+	pthread_mutex_unlock(&cl->lock);
+	if (journal_sync(rot) == -1) {
+		pthread_mutex_lock(&cl->lock);
+		rot->committed = false;
+		pthread_mutex_unlock(&cl->lock);
+		snprintf(err, ERRLEN, "could not journal the commit point");
+		return -1;
+	}
+	pthread_mutex_lock(&cl->lock);
+	if (rot->have_fresh && (n = cluster_node(cl, rot->fresh.generation)))
+		n->role = rot->fresh.role = NODE_REPLICA;
+	if (rot->old.generation && (n = cluster_node(cl, rot->old.generation)))
+		n->role = NODE_RETIRED;
+	rc = cluster_save_state(cl);
+	pthread_mutex_unlock(&cl->lock);
+	if (rc == -1)
+		slog_error(cl->scope, "rotation %s: could not save members",
+			   rot->id);
+	cluster_publish(cl);
+	if (rot->have_fresh)
+		milestone(rot, "+joined", "generation %d serves reads",
+			  rot->fresh.generation);
+	if (!rot->old.generation || !cl->reader)
+		return 0;
+
+	while (endpoint_sessions_to(cl->reader, rot->old.host, rot->old.port) >
+		       0 &&
+	       now_ms() < deadline)
+		sleep_ms(50);
+	endpoint_drop_sessions(cl->reader);
+	milestone(rot, "+drained", "generation %d serves no reads",
+		  rot->old.generation);
+	return 0;
+}
+
+/*
+ * After a primary's leg: make every replica follow the new primary.  A
+ * replica that does not is destroyed rather than left following a node
+ * that is gone; the daemon adds a fresh one in its place.
+ */
+static void follow_primary(struct rotation *rot)
+{
+	struct cluster *cl = rot->cl;
+	struct node replicas[MAX_REPLICAS + 1];
+	int n = 0;
+	char err[ERRLEN];
+
+	if (!cl->adapter->follow)
+		return;
+	pthread_mutex_lock(&cl->lock);
+	for (int i = 0; i < cl->n_nodes && n <= MAX_REPLICAS; i++)
+		if (cl->nodes[i].role == NODE_REPLICA)
+			node_copy(&replicas[n++], &cl->nodes[i]);
+	pthread_mutex_unlock(&cl->lock);
+
+	for (int i = 0; i < n; i++) {
+		struct node *r = &replicas[i];
+
+		if (cl->adapter->follow(cl, r, &rot->fresh,
+					now_ms() + cl->cfg->switch_timeout_ms,
+					err, ERRLEN) == 0) {
+			milestone(rot, "+followed",
+				  "generation %d follows generation %d",
+				  r->generation, rot->fresh.generation);
+		} else {
+			milestone(rot, "-replica-lost", "generation %d: %s",
+				  r->generation, err);
+			if (destroy_node(cl, r, err) == -1)
+				slog_error(cl->scope, "rotation %s: %s",
+					   rot->id, err);
+			cluster_publish(cl);
+		}
+		node_release(r);
+	}
+}
+
+/*
+ * Steps of one leg up to and including its commit point.  Returns 0
+ * once the fresh node holds its place, or -1 with the reason in ERR.
  */
 static int run_to_commit(struct rotation *rot, char *err)
 {
 	struct cluster *cl = rot->cl;
+	bool provisions = rot->legs[rot->leg].kind != LEG_REMOVE;
 	int rc = -1;
 
-	if (plan_and_provision(rot, err) == -1)
+	if (provisions && plan_and_provision(rot, err) == -1)
 		goto out;
-	if (stopping(rot, err) ||
-	    rotation_enter(rot, ROT_CATCHING_UP, NULL) == -1 ||
-	    catch_up(rot, err) == -1)
+	if (provisions && (stopping(rot, err) ||
+			   rotation_enter(rot, ROT_CATCHING_UP, NULL) == -1 ||
+			   catch_up(rot, err) == -1))
 		goto out;
-	if (stopping(rot, err) ||
-	    rotation_enter(rot, ROT_VERIFYING, NULL) == -1 ||
-	    cl->adapter->verify_replica(cl, &rot->fresh, &rot->old, err,
-					ERRLEN) == -1)
+	if (provisions &&
+	    (stopping(rot, err) ||
+	     rotation_enter(rot, ROT_VERIFYING, NULL) == -1 ||
+	     cl->adapter->verify_replica(cl, &rot->fresh, &rot->primary, err,
+					 ERRLEN) == -1))
 		goto out;
 	if (stopping(rot, err) ||
 	    rotation_enter(rot, ROT_SWITCHING, NULL) == -1 ||
-	    switch_over(rot, err) == -1)
+	    (rot->replica ? join_replica(rot, err) : switch_over(rot, err)) ==
+		    -1)
 		goto out;
 	rc = 0;
 out:
@@ -616,20 +738,141 @@ out:
 	return rc;
 }
 
+/* Add what leg ROT->leg did to the rotation's summary. */
+static void sum_up_leg(struct rotation *rot)
+{
+	json_t *j =
+		json_pack("{s:s, s:i, s:i, s:s, s:s}", "kind",
+			  leg_names[rot->legs[rot->leg].kind], "old_generation",
+			  rot->old.generation, "new_generation",
+			  rot->have_fresh ? rot->fresh.generation : 0, "role",
+			  rot->replica ? "replica" : "primary", "restore_point",
+			  rot->restore_point);
+
+	if (!rot->replica)
+		json_object_set_new(j, "write_pause_ms",
+				    json_integer(rot->write_pause_ms));
+	pthread_mutex_lock(&rot->cl->lock);
+	json_array_append_new(rot->nodes, j);
+	pthread_mutex_unlock(&rot->cl->lock);
+}
+
+/*
+ * Make leg I the current one: the member it replaces, the primary its
+ * fresh node follows, the flags cleared.  Returns false when the member
+ * is gone (destroyed by an earlier leg): the leg is skipped.
+ */
+static bool begin_leg(struct rotation *rot, int i)
+{
+	struct cluster *cl = rot->cl;
+	const struct leg *leg = &rot->legs[i];
+	struct node *old = NULL, *primary;
+	bool ok;
+
+	pthread_mutex_lock(&cl->lock);
+	node_release(&rot->old);
+	node_release(&rot->fresh);
+	node_release(&rot->primary);
+	memset(&rot->old, 0, sizeof(rot->old));
+	memset(&rot->fresh, 0, sizeof(rot->fresh));
+	memset(&rot->primary, 0, sizeof(rot->primary));
+	rot->leg = i;
+	rot->have_fresh = rot->held = rot->fenced = false;
+	rot->committed = rot->unconfirmed = false;
+	rot->restore_point[0] = '\0';
+	primary = cluster_primary(cl);
+	if (leg->kind != LEG_ADD)
+		old = cluster_node(cl, leg->generation);
+	ok = primary && (leg->kind == LEG_ADD || old);
+	if (ok) {
+		node_copy(&rot->primary, primary);
+		if (old)
+			node_copy(&rot->old, old);
+		rot->replica = !old || old->role != NODE_PRIMARY;
+	}
+	pthread_mutex_unlock(&cl->lock);
+	return ok;
+}
+
+/* "generation 3, a replica, leg 1 of 3" for the step list. */
+static void announce_leg(struct rotation *rot)
+{
+	char what[64];
+
+	if (rot->legs[rot->leg].kind == LEG_ADD)
+		snprintf(what, sizeof(what), "a new replica");
+	else
+		snprintf(what, sizeof(what), "%s generation %d",
+			 rot->legs[rot->leg].kind == LEG_REMOVE ? "remove"
+								: "replace",
+			 rot->old.generation);
+	milestone(rot, "+node", "%s, %s, leg %d of %d", what,
+		  rot->replica ? "a replica" : "the primary", rot->leg + 1,
+		  rot->n_legs);
+}
+
+/*
+ * One leg from planned to its teardown.  Returns 0, or -1 after rolling
+ * back with the reason in ERR: the rotation ends there.
+ */
+static int run_leg(struct rotation *rot, char *err)
+{
+	struct cluster *cl = rot->cl;
+
+	if (rot->leg > 0 && rotation_enter(rot, ROT_PLANNED, NULL) == -1) {
+		snprintf(err, ERRLEN, "could not write the journal");
+		return -1;
+	}
+	announce_leg(rot);
+	if (journal_sync(rot) == -1) {
+		snprintf(err, ERRLEN, "could not write the journal");
+		return -1;
+	}
+	if (run_to_commit(rot, err) == -1) {
+		slog_warning(cl->scope, "rotation %s aborted: %s", rot->id,
+			     err);
+		roll_back(rot);
+		if (rot->n_legs > 1) {
+			char why[ERRLEN];
+
+			snprintf(why, sizeof(why), "%s", err);
+			snprintf(err, ERRLEN, "%.400s (leg %d of %d)", why,
+				 rot->leg + 1, rot->n_legs);
+		}
+		return -1;
+	}
+	if (rot->unconfirmed)
+		return 0;
+	if (!rot->replica)
+		follow_primary(rot);
+	err[0] = '\0';
+	if (rot->old.generation &&
+	    (rotation_enter(rot, ROT_TEARING_DOWN, NULL) == -1 ||
+	     tear_down(rot, err) == -1))
+		slog_error(cl->scope, "rotation %s: teardown incomplete: %s",
+			   rot->id, err[0] ? err : "journal");
+	sum_up_leg(rot);
+	return 0;
+}
+
 static void *rotation_main(void *arg)
 {
 	struct rotation *rot = arg;
 	struct cluster *cl = rot->cl;
 	char err[ERRLEN] = "";
+	int rc = 0, done = 0;
 
 	pthread_mutex_lock(&cl->job_lock);
-	if (journal_sync(rot) == -1) {
-		snprintf(err, ERRLEN, "could not write the journal");
-		finish(rot, ROT_ABORTED, err);
-	} else if (run_to_commit(rot, err) == -1) {
-		slog_warning(cl->scope, "rotation %s aborted: %s", rot->id,
-			     err);
-		roll_back(rot);
+	for (int i = 0; i < rot->n_legs && rc == 0 && !rot->unconfirmed; i++) {
+		if (!begin_leg(rot, i)) {
+			milestone(rot, "-node-gone", "leg %d of %d skipped",
+				  i + 1, rot->n_legs);
+			continue;
+		}
+		rc = run_leg(rot, err);
+		done += rc == 0;
+	}
+	if (rc == -1) {
 		finish(rot, ROT_ABORTED, err);
 	} else if (rot->unconfirmed) {
 		/*
@@ -638,13 +881,9 @@ static void *rotation_main(void *arg)
 		 * old one is the only other copy.
 		 */
 		finish_unconfirmed(rot, err);
+	} else if (done == 0) {
+		finish(rot, ROT_ABORTED, "every node to replace was gone");
 	} else {
-		err[0] = '\0';
-		if (rotation_enter(rot, ROT_TEARING_DOWN, NULL) == -1 ||
-		    tear_down(rot, err) == -1)
-			slog_error(cl->scope,
-				   "rotation %s: teardown incomplete: %s",
-				   rot->id, err[0] ? err : "journal");
 		finish(rot, ROT_DONE, NULL);
 		store_prune(cl, NULL);
 	}
@@ -670,6 +909,59 @@ static void remember(struct cluster *cl, struct rotation *rot)
 	cl->history[cl->n_history++] = rot;
 }
 
+/*
+ * The legs that replace NODE (see rotation_start()), into ROT.  Caller
+ * holds cl->lock.  Returns 0, or the HTTP status that fits after writing
+ * ERR.
+ */
+static int plan_legs(struct cluster *cl, struct rotation *rot, int node,
+		     char *err, size_t errlen)
+{
+	struct node *primary = cluster_primary(cl), *n;
+	int replicas = 0;
+
+	for (int i = 0; i < cl->n_nodes; i++) {
+		n = &cl->nodes[i];
+		if (n->role != NODE_REPLICA)
+			continue;
+		replicas++;
+		if (node == ROTATE_ALL && rot->n_legs < ROTATION_MAX_LEGS - 1)
+			rot->legs[rot->n_legs++] =
+				(struct leg){LEG_REPLACE, n->generation};
+		else if (node == ROTATE_REPLICAS &&
+			 replicas > cl->cfg->replicas &&
+			 rot->n_legs < ROTATION_MAX_LEGS)
+			rot->legs[rot->n_legs++] =
+				(struct leg){LEG_REMOVE, n->generation};
+	}
+	if (node == ROTATE_ALL) {
+		rot->legs[rot->n_legs++] =
+			(struct leg){LEG_REPLACE, primary->generation};
+	} else if (node == ROTATE_REPLICAS) {
+		for (int i = replicas;
+		     i < cl->cfg->replicas && rot->n_legs < ROTATION_MAX_LEGS;
+		     i++)
+			rot->legs[rot->n_legs++] = (struct leg){LEG_ADD, 0};
+		if (rot->n_legs == 0) {
+			snprintf(err, errlen, "cluster \"%s\" has %d replicas",
+				 cl->cfg->name, replicas);
+			return 409;
+		}
+	} else {
+		n = cluster_node(cl, node);
+		if (!n ||
+		    (n->role != NODE_PRIMARY && n->role != NODE_REPLICA)) {
+			snprintf(err, errlen,
+				 "cluster \"%s\" has no primary or replica of "
+				 "generation %d",
+				 cl->cfg->name, node);
+			return 404;
+		}
+		rot->legs[rot->n_legs++] = (struct leg){LEG_REPLACE, node};
+	}
+	return 0;
+}
+
 static struct rotation *rotation_new(struct cluster *cl, const char *reason,
 				     const char *requester)
 {
@@ -684,16 +976,23 @@ static struct rotation *rotation_new(struct cluster *cl, const char *reason,
 	rot->requested_at = wall_ms();
 	rot->write_pause_ms = -1;
 	rot->steps = json_array();
-	node_copy(&rot->old, cluster_primary(cl));
+	rot->nodes = json_array();
 	return rot;
 }
 
 static void record_request(struct rotation *rot)
 {
-	json_t *fields =
-		json_pack("{s:s, s:s, s:s, s:i}", "rotation", rot->id, "reason",
-			  rot->reason, "requester", rot->requester,
-			  "old_generation", rot->old.generation);
+	json_t *legs = json_array();
+	json_t *fields;
+
+	for (int i = 0; i < rot->n_legs; i++)
+		json_array_append_new(
+			legs, json_pack("{s:s, s:i}", "kind",
+					leg_names[rot->legs[i].kind],
+					"generation", rot->legs[i].generation));
+	fields = json_pack("{s:s, s:s, s:s, s:o}", "rotation", rot->id,
+			   "reason", rot->reason, "requester", rot->requester,
+			   "legs", legs);
 
 	if (audit_append(rot->cl->daemon->audit, "rotation_requested",
 			 rot->cl->cfg->name, fields) == -1)
@@ -702,41 +1001,48 @@ static void record_request(struct rotation *rot)
 }
 
 struct rotation *rotation_start(struct cluster *cl, const char *reason,
-				const char *requester, bool *conflict,
+				const char *requester, int node, int *status,
 				char *err, size_t errlen)
 {
 	struct rotation *rot;
 
-	*conflict = false;
+	*status = 409;
 	pthread_mutex_lock(&cl->lock);
 	if (cl->daemon->stopping || !cl->bootstrapped) {
-		*conflict = true;
 		snprintf(err, errlen, "cluster \"%s\" is %s", cl->cfg->name,
 			 cl->daemon->stopping ? "stopping" : "not ready");
 		pthread_mutex_unlock(&cl->lock);
 		return NULL;
 	}
 	if (cl->running) {
-		*conflict = true;
 		snprintf(err, errlen, "rotation %s is already running",
 			 cl->running->id);
 		pthread_mutex_unlock(&cl->lock);
 		return NULL;
 	}
 	if (!cluster_primary(cl)) {
-		*conflict = true;
 		snprintf(err, errlen, "cluster \"%s\" has no primary yet",
 			 cl->cfg->name);
 		pthread_mutex_unlock(&cl->lock);
 		return NULL;
 	}
 	rot = rotation_new(cl, reason, requester);
+	*status = plan_legs(cl, rot, node, err, errlen);
+	if (*status != 0) {
+		/* Its number is not taken: no rotation was started. */
+		cl->next_rotation--;
+		pthread_mutex_unlock(&cl->lock);
+		rotation_free(rot);
+		return NULL;
+	}
+	*status = 500;
 	if (cluster_save_state(cl) == -1) {
 		pthread_mutex_unlock(&cl->lock);
 		rotation_free(rot);
 		snprintf(err, errlen, "could not save cluster state");
 		return NULL;
 	}
+	*status = 0;
 	remember(cl, rot);
 	cl->running = rot;
 	add_step(rot, "planned", rot->reason);
@@ -773,6 +1079,9 @@ json_t *rotation_to_json(struct rotation *rot)
 		      "requester", rot->requester, "restore_point",
 		      rot->restore_point, "old_generation", rot->old.generation,
 		      "requested_at", requested, "steps", rot->steps);
+	json_object_set_new(j, "leg", json_integer(rot->leg + 1));
+	json_object_set_new(j, "legs", json_integer(rot->n_legs));
+	json_object_set_new(j, "nodes", json_copy(rot->nodes));
 	if (rot->have_fresh)
 		json_object_set_new(j, "new_generation",
 				    json_integer(rot->fresh.generation));
@@ -807,7 +1116,9 @@ void rotation_free(struct rotation *rot)
 		return;
 	node_release(&rot->old);
 	node_release(&rot->fresh);
+	node_release(&rot->primary);
 	json_decref(rot->steps);
+	json_decref(rot->nodes);
 	free(rot->reason);
 	free(rot->requester);
 	free(rot);
@@ -821,7 +1132,12 @@ void rotation_free(struct rotation *rot)
  *   aborted;
  * - committed: the promotion may or may not have happened, so it is asked
  *   for again (promoting a primary is harmless), the members are set, the
- *   old node destroyed, and the rotation recorded as done.
+ *   replicas follow the new primary, the old node is destroyed, and the
+ *   rotation recorded as done;
+ * - a replica's leg, committed: the members are set and the old replica
+ *   destroyed.
+ *
+ * Legs not yet begun are not run; the reason says how many.
  */
 int rotation_recover(struct cluster *cl, json_t *record)
 {
@@ -848,11 +1164,23 @@ int rotation_recover(struct cluster *cl, json_t *record)
 	rot->requester = xstrdup("rotator");
 	rot->state = (enum rotation_state)state;
 	rot->steps = json_array();
+	rot->nodes = json_array();
 	rot->write_pause_ms = -1;
 	rot->requested_at = wall_ms();
+	rot->n_legs = 1;
+	rot->legs[0].kind = LEG_REPLACE;
+	for (int k = 0; k < 3; k++)
+		if (strcmp(leg_names[k],
+			   json_string_value(json_object_get(record, "kind"))
+				   ?: "replace") == 0)
+			rot->legs[0].kind = (enum leg_kind)k;
+	rot->replica = json_is_true(json_object_get(record, "replica"));
 	rot->fenced = json_is_true(json_object_get(record, "fenced"));
 	rot->committed = json_is_true(json_object_get(record, "committed"));
 	if (node_from_json(json_object_get(record, "old"), &rot->old) == -1 ||
+	    (json_object_get(record, "primary") &&
+	     node_from_json(json_object_get(record, "primary"),
+			    &rot->primary) == -1) ||
 	    (json_object_get(record, "fresh") &&
 	     node_from_json(json_object_get(record, "fresh"), &rot->fresh) ==
 		     -1)) {
@@ -872,6 +1200,12 @@ int rotation_recover(struct cluster *cl, json_t *record)
 		snprintf(reason, sizeof(reason), "the daemon stopped during %s",
 			 state_names[state]);
 		finish(rot, ROT_ABORTED, reason);
+	} else if (rot->replica) {
+		if (join_replica(rot, err) == -1)
+			slog_error(cl->scope, "rotation %s: %s", id, err);
+		if (rot->old.generation && tear_down(rot, err) == -1)
+			slog_error(cl->scope, "rotation %s: %s", id, err);
+		finish(rot, ROT_DONE, NULL);
 	} else {
 		promote(rot, now_ms() + cl->cfg->switch_timeout_ms, err);
 		if (make_primary(rot) == -1)
@@ -880,6 +1214,7 @@ int rotation_recover(struct cluster *cl, json_t *record)
 		if (rot->unconfirmed) {
 			finish_unconfirmed(rot, err);
 		} else {
+			follow_primary(rot);
 			if (tear_down(rot, err) == -1)
 				slog_error(cl->scope, "rotation %s: %s", id,
 					   err);

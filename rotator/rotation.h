@@ -5,14 +5,19 @@
  *           -> tearing_down -> done
  *   any state before the commit point -> aborted
  *
- * A rotation replaces the primary of one cluster with a fresh node born
- * from a restore point.  It runs in its own thread.  Every transition
+ * A rotation replaces nodes of one cluster, one at a time, each with a
+ * fresh node born from a restore point: a leg per node, replicas first
+ * and the primary last.  The states above repeat for every leg (the next
+ * leg begins in planned again).  A leg may also add a replica (no old
+ * node) or remove a surplus one (no fresh node).  It runs in its own
+ * thread.  Every transition
  * goes through rotation_enter() (rotation.c), which writes the journal
  * and syncs it before the step takes effect, then the audit log, then
  * the list of steps the API shows.  The promotion of the fresh node is
- * the commit point: before it a failure rolls back (the fresh node is
- * destroyed, the old primary serves again), after it a failure rolls
- * forward.
+ * the commit point of a primary's leg, its entry into the members as a
+ * replica that of a replica's leg: before it a failure rolls back (the
+ * fresh node is destroyed, the old node serves again), after it a
+ * failure rolls forward.  A leg that aborts ends the rotation.
  */
 #ifndef ROTATOR_ROTATION_H
 #define ROTATOR_ROTATION_H
@@ -36,17 +41,41 @@ enum rotation_state {
 	ROT_ABORTED,
 };
 
+/* What a leg does. */
+enum leg_kind {
+	LEG_REPLACE, /* a fresh node replaces member GENERATION */
+	LEG_ADD,     /* a fresh replica joins */
+	LEG_REMOVE,  /* replica GENERATION leaves, not replaced */
+};
+
+struct leg {
+	enum leg_kind kind;
+	int generation; /* the member replaced or removed; 0 for LEG_ADD */
+};
+
+#define ROTATION_MAX_LEGS (2 * MAX_REPLICAS + 2)
+
+/* Which nodes rotation_start() replaces. */
+#define ROTATE_ALL 0	   /* every member, replicas first */
+#define ROTATE_REPLICAS -1 /* add or remove replicas to match the config */
+
 struct rotation {
 	char id[64];
 	struct cluster *cl; /* borrowed */
 	char *reason;
 	char *requester;
 
+	struct leg legs[ROTATION_MAX_LEGS];
+	int n_legs;
+
 	/* Guarded by cl->lock: the API reads them while the thread runs. */
+	int leg; /* index of the leg running */
 	enum rotation_state state;
 	char restore_point[64];
-	struct node old;   /* the node being replaced */
-	struct node fresh; /* its successor, once created */
+	struct node old;     /* the node being replaced (generation 0: none) */
+	struct node fresh;   /* its successor, once created */
+	struct node primary; /* the primary the fresh node follows */
+	bool replica;	     /* the leg is a replica's: no write pause */
 	bool have_fresh;
 	bool held;	  /* endpoint holding connections */
 	bool fenced;	  /* old primary stopped */
@@ -58,6 +87,7 @@ struct rotation {
 	int64_t hold_started;	/* monotonic ms */
 	int64_t write_pause_ms; /* hold to release, -1 until known */
 	json_t *steps;
+	json_t *nodes; /* a summary of every leg done */
 
 	pthread_t thread;
 	bool finished; /* the thread has returned */
@@ -67,12 +97,14 @@ struct rotation {
 const char *rotation_state_name(enum rotation_state state);
 
 /*
- * Start a rotation of CL in a new thread.  Returns it (owned by CL's
- * history), or NULL after writing ERR when one is already running or the
- * cluster has no primary yet; *CONFLICT says which (the API answers 409).
+ * Start a rotation of CL in a new thread that replaces NODE: a member's
+ * generation, ROTATE_ALL or ROTATE_REPLICAS.  Returns it (owned by CL's
+ * history), or NULL after writing ERR and setting *STATUS to the HTTP
+ * status that fits: 409 when one is already running, the cluster is not
+ * ready or there is nothing to do, 404 when NODE is no member, 500.
  */
 struct rotation *rotation_start(struct cluster *cl, const char *reason,
-				const char *requester, bool *conflict,
+				const char *requester, int node, int *status,
 				char *err, size_t errlen);
 
 /* The rotation ID of CL, or NULL.  Caller holds CL->lock. */
