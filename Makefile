@@ -12,7 +12,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 BINDIR = $(PREFIX)/bin
 
-PKGS = libpq libevent libevent_pthreads jansson libcrypto
+PKGS = libpq libevent libevent_pthreads jansson libcrypto hiredis
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
@@ -41,7 +41,7 @@ ALL_CFLAGS += -DROTATOR_VERSION='"$(VERSION)"'
 CORE_SRC = rotator/log.c rotator/util.c rotator/config.c rotator/audit.c \
 	   rotator/journal.c rotator/endpoint.c rotator/provisioner.c \
 	   rotator/rotation.c rotator/cluster.c rotator/api.c \
-	   rotator/httpc.c rotator/daemon.c rotator/cli.c \
+	   rotator/httpc.c rotator/daemon.c rotator/cli.c rotator/sentinel.c \
 	   adapters/adapter.c adapters/postgres.c \
 	   snapshots/manifest.c snapshots/store.c
 MAIN_SRC = rotator/main.c
@@ -49,7 +49,7 @@ CORE_OBJ = $(CORE_SRC:%.c=build/%.o)
 MAIN_OBJ = $(MAIN_SRC:%.c=build/%.o)
 
 UNIT_TESTS = test_config test_audit test_journal test_endpoint test_manifest \
-	     test_cluster
+	     test_cluster test_sentinel
 UNIT_BIN = $(UNIT_TESTS:%=build/tests/%)
 TOOLS = build/tests/pgwriter
 
