@@ -10,6 +10,7 @@
 #include "rotator/cluster.h"
 #include "rotator/endpoint.h"
 #include "rotator/log.h"
+#include "rotator/sentinel.h"
 
 static const char *const role_names[] = {
 	[NODE_PRIMARY] = "primary",
@@ -77,6 +78,19 @@ void cluster_publish(struct cluster *cl)
 		else
 			endpoint_set_targets(cl->reader, &primary,
 					     have_primary ? 1 : 0);
+	}
+	if (cl->sentinel) {
+		struct sentinel_addr sp, sr[ENDPOINT_MAX_TARGETS];
+
+		snprintf(sp.host, sizeof(sp.host), "%s", primary.host);
+		sp.port = primary.port;
+		for (int i = 0; i < n; i++) {
+			snprintf(sr[i].host, sizeof(sr[i].host), "%s",
+				 readers[i].host);
+			sr[i].port = readers[i].port;
+		}
+		sentinel_update(cl->sentinel, have_primary ? &sp : NULL, sr,
+				n);
 	}
 }
 

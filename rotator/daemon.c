@@ -32,6 +32,7 @@
 #include "rotator/log.h"
 #include "rotator/provisioner.h"
 #include "rotator/rotation.h"
+#include "rotator/sentinel.h"
 #include "snapshots/store.h"
 
 #define ERRLEN 512
@@ -697,6 +698,13 @@ static struct cluster *cluster_open(struct daemon *d,
 		if (!cl->reader)
 			return cl;
 	}
+	if (cfg->sentinel_host) {
+		cl->sentinel = sentinel_new(d->base, cfg->name,
+					    cfg->sentinel_host,
+					    cfg->sentinel_port, err, errlen);
+		if (!cl->sentinel)
+			return cl;
+	}
 	err[0] = '\0';
 	return cl;
 }
@@ -707,6 +715,7 @@ static void cluster_close(struct cluster *cl)
 		return;
 	endpoint_free(cl->endpoint);
 	endpoint_free(cl->reader);
+	sentinel_free(cl->sentinel);
 	for (int i = 0; i < cl->n_history; i++) {
 		rotation_reap(cl->history[i]);
 		rotation_free(cl->history[i]);
