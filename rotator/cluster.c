@@ -89,8 +89,7 @@ void cluster_publish(struct cluster *cl)
 				 readers[i].host);
 			sr[i].port = readers[i].port;
 		}
-		sentinel_update(cl->sentinel, have_primary ? &sp : NULL, sr,
-				n);
+		sentinel_update(cl->sentinel, have_primary ? &sp : NULL, sr, n);
 	}
 }
 
