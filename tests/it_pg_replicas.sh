@@ -1,0 +1,142 @@
+#!/bin/sh
+# A PostgreSQL cluster with two replicas behind endpoint.read_listen,
+# rotated whole, then node by node, under a writer and a reader: no
+# acknowledged commit lost, every node replaced, replicas following the
+# new primary, reads answered throughout.
+. "$(dirname "$0")/lib.sh"
+
+READ_PORT=16491
+write_secrets
+write_config 17100 16490 15950-15999 ',
+      "replicas": 2'
+sed -i "s|\"listen\": \"127.0.0.1:16490\" }|\"listen\": \"127.0.0.1:16490\", \"read_listen\": \"127.0.0.1:$READ_PORT\" }|" \
+	"$T/rotator.json"
+
+# members ROLE: the generations of the members with ROLE, one line each.
+members() {
+	rot status orders --json | python3 -c 'import json,sys
+c=json.load(sys.stdin)
+for m in c["members"]:
+    if m["role"]==sys.argv[1]: print(m["generation"])' "$1"
+}
+
+# ports ROLE: the ports of the members with ROLE.
+ports() {
+	rot status orders --json | python3 -c 'import json,sys
+c=json.load(sys.stdin)
+for m in c["members"]:
+    if m["role"]==sys.argv[1]: print(m["port"])' "$1"
+}
+
+two_replicas() { [ "$(members replica | wc -l)" -eq 2 ]; }
+
+# streaming_replicas: how many replicas stream from the primary.
+streaming_replicas() {
+	psql_at "$(primary_port)" \
+		"SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"
+}
+
+replicas_follow() { [ "$(streaming_replicas)" -eq 2 ]; }
+
+# The reader: a fresh connection through read_listen every 100 ms, each
+# asking whether it landed on a replica; one line per answer or error.
+reader() {
+	i=0
+	while [ $i -lt 3000 ] && [ ! -f "$T/stop-reader" ]; do
+		if v=$(PGPASSWORD=$(cat "$T/password") PGCONNECT_TIMEOUT=5 \
+			"$PG_BIN/psql" -X -A -t -q -h 127.0.0.1 -p $READ_PORT \
+			-U rotator -d postgres -c 'SELECT pg_is_in_recovery()' \
+			2>>"$T/reader.err"); then
+			echo "$v" >>"$T/reads"
+		else
+			echo error >>"$T/reads"
+		fi
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+
+check "daemon starts" start_daemon
+check "the daemon adds two replicas" wait_for 180 two_replicas
+check "both replicas stream from the primary" wait_for 30 replicas_follow
+check "reads through read_listen reach a replica" \
+	[ "$(PGPASSWORD=$(cat "$T/password") "$PG_BIN/psql" -X -A -t -q \
+		-h 127.0.0.1 -p $READ_PORT -U rotator -d postgres \
+		-c 'SELECT pg_is_in_recovery()')" = t ]
+before=$(rot status orders --json | python3 -c 'import json,sys
+print(" ".join(str(m["generation"]) for m in json.load(sys.stdin)["members"]))')
+
+"$PGWRITER" 127.0.0.1 "$EP_PORT" rotator "$T/password" 600 200 \
+	>"$T/writer.json" 2>"$T/writer.err" &
+WRITER=$!
+reader &
+READER=$!
+sleep 2
+
+check "the whole cluster rotates" rotate_wait "$T/whole.out"
+grep -F -e +node -e +joined -e +drained -e +followed -e -replica \
+	-e done -e aborted "$T/whole.out"
+three_legs() {
+	[ "$(grep -c '+node' "$T/whole.out")" -eq 3 ] &&
+		grep '+node' "$T/whole.out" | tail -n 1 | grep -q "the primary"
+}
+check "it replaced three nodes, the primary last" three_legs
+after=$(rot status orders --json | python3 -c 'import json,sys
+print(" ".join(str(m["generation"]) for m in json.load(sys.stdin)["members"]))')
+echo "members before: $before; after: $after"
+kept=0
+for g in $before; do
+	for h in $after; do [ "$g" = "$h" ] && kept=$((kept + 1)); done
+done
+check "no member is left from before" [ "$kept" -eq 0 ]
+one_and_two() { [ "$(members primary | wc -l)" -eq 1 ] && two_replicas; }
+check "one primary and two replicas" one_and_two
+check "both replicas stream from the new primary" wait_for 30 replicas_follow
+
+replica=$(members replica | head -n 1)
+other=$(members replica | tail -n 1)
+primary=$(members primary)
+check "rotate --node replaces one replica" \
+	rotate_wait "$T/one.out" --node "$replica"
+replica_gone() { ! members replica | grep -qx "$replica"; }
+check "that replica is gone" replica_gone
+others_stay() {
+	[ "$(members primary)" = "$primary" ] &&
+		members replica | grep -qx "$other"
+}
+check "the other members stay" others_stay
+check "a replica's rotation holds no writes" \
+	sh -c "! grep -q '+held' '$T/one.out'"
+
+check "rotate --node replaces the primary" \
+	rotate_wait "$T/primary.out" --node "$primary"
+check "the replicas follow the new primary" \
+	grep -q "+followed" "$T/primary.out"
+check "both stream from it" wait_for 30 replicas_follow
+new_tli=$(timeline_at "$(primary_port)")
+for p in $(ports replica); do
+	check "replica on port $p replays the new timeline" \
+		wait_for 30 sh -c "[ \"\$(PGPASSWORD=\$(cat '$T/password') '$PG_BIN/psql' -X -A -t -q -h 127.0.0.1 -p $p -U rotator -d postgres -c 'SELECT received_tli FROM pg_stat_wal_receiver')\" = '$new_tli' ]"
+done
+
+check "an unknown generation is refused" \
+	sh -c "! '$ROTATOR' -c '$T/rotator.json' rotate orders --node 999 >'$T/unknown.err' 2>&1"
+check "the refusal names the generation" grep -q "generation 999" "$T/unknown.err"
+check "a bad --node is a usage error" \
+	sh -c "'$ROTATOR' -c '$T/rotator.json' rotate orders --node x >/dev/null 2>&1; [ \$? -eq 2 ]"
+
+touch "$T/stop-reader"
+wait "$READER"
+kill -TERM "$WRITER"
+check "the writer lost nothing" wait "$WRITER"
+cat "$T/writer.json"
+reads=$(grep -c . "$T/reads")
+errors=$(grep -c error "$T/reads")
+primaries=$(grep -c '^f$' "$T/reads")
+echo "reads: $reads, errors: $errors, answered by the primary: $primaries"
+answered() { [ "$reads" -gt 50 ] && [ "$errors" -eq 0 ]; }
+check "reads were answered throughout" answered
+check "reads went to replicas only" [ "$primaries" -eq 0 ]
+[ "$errors" -gt 0 ] && tail -n 5 "$T/reader.err"
+check "audit verify passes" rot audit verify
+finish
