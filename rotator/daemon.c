@@ -699,9 +699,9 @@ static struct cluster *cluster_open(struct daemon *d,
 			return cl;
 	}
 	if (cfg->sentinel_host) {
-		cl->sentinel = sentinel_new(d->base, cfg->name,
-					    cfg->sentinel_host,
-					    cfg->sentinel_port, err, errlen);
+		cl->sentinel =
+			sentinel_new(d->base, cfg->name, cfg->sentinel_host,
+				     cfg->sentinel_port, err, errlen);
 		if (!cl->sentinel)
 			return cl;
 	}
