@@ -42,16 +42,17 @@ CORE_SRC = rotator/log.c rotator/util.c rotator/config.c rotator/audit.c \
 	   rotator/journal.c rotator/endpoint.c rotator/provisioner.c \
 	   rotator/rotation.c rotator/cluster.c rotator/api.c \
 	   rotator/httpc.c rotator/daemon.c rotator/cli.c rotator/sentinel.c \
-	   adapters/adapter.c adapters/postgres.c \
+	   adapters/adapter.c adapters/postgres.c adapters/redis.c \
+	   adapters/rdb.c \
 	   snapshots/manifest.c snapshots/store.c
 MAIN_SRC = rotator/main.c
 CORE_OBJ = $(CORE_SRC:%.c=build/%.o)
 MAIN_OBJ = $(MAIN_SRC:%.c=build/%.o)
 
 UNIT_TESTS = test_config test_audit test_journal test_endpoint test_manifest \
-	     test_cluster test_sentinel
+	     test_cluster test_rdb test_sentinel
 UNIT_BIN = $(UNIT_TESTS:%=build/tests/%)
-TOOLS = build/tests/pgwriter
+TOOLS = build/tests/pgwriter build/tests/rediswriter
 
 all: bin/rotator $(UNIT_BIN) $(TOOLS)
 
@@ -67,6 +68,9 @@ build/tests/test_%: build/tests/test_%.o $(CORE_OBJ)
 	$(QLD)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
 
 build/tests/pgwriter: build/tests/pgwriter.o build/rotator/util.o
+	$(QLD)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+build/tests/rediswriter: build/tests/rediswriter.o build/rotator/util.o
 	$(QLD)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 deps:

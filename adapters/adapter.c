@@ -6,9 +6,11 @@
 #include "adapters/adapter.h"
 
 extern const struct adapter postgres_adapter;
+extern const struct adapter redis_adapter;
 
 static const struct adapter *const adapters[] = {
 	&postgres_adapter,
+	&redis_adapter,
 };
 
 const struct adapter *adapter_find(const char *name)
