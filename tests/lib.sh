@@ -69,6 +69,7 @@ stop_postmasters() {
 cleanup() {
 	[ -n "$DAEMON_PID" ] && stop_pid "$DAEMON_PID"
 	stop_postmasters
+	stop_redis_servers
 	if [ "$FAIL" -gt 0 ] && [ -f "$T/serve.log" ]; then
 		echo "--- last lines of serve.log"
 		tail -n 40 "$T/serve.log"
@@ -186,4 +187,58 @@ print([m["port"] for m in c["members"] if m["role"]=="primary"][0])'
 finish() {
 	echo "$PASS passed, $FAIL failed"
 	[ "$FAIL" -eq 0 ]
+}
+
+# Redis: the programs, the writer, and every server under $T by pid.
+REDIS_BIN=${REDIS_BIN:-/usr/bin}
+REDISWRITER="$TOP/build/tests/rediswriter"
+
+# stop_redis_servers: SIGTERM (with SIGCONT, for a stopped one), then
+# SIGKILL, to every redis-server whose pidfile lies under $T.
+stop_redis_servers() {
+	for f in $(find "$T" -name 'redis*.pid' 2>/dev/null); do
+		pid=$(head -n 1 "$f")
+		[ -n "$pid" ] || continue
+		kill -CONT "$pid" 2>/dev/null
+		stop_pid "$pid" TERM 100
+	done
+}
+
+# write_redis_config API_PORT ENDPOINT_PORT PORT_RANGE [EXTRA_CLUSTER_JSON]:
+# like write_config, for a Redis cluster "orders" that starts empty.
+write_redis_config() {
+	extra=${4:-}
+	cat >"$T/rotator.json" <<JSON
+{
+  "state_dir": "$T/state",
+  "api": { "listen": "127.0.0.1:$1", "token_file": "$T/token" },
+  "clusters": [
+    {
+      "name": "orders",
+      "engine": "redis",
+      "bootstrap": "empty",
+      "auth": { "user": "rotator", "password_file": "$T/password" },
+      "endpoint": { "listen": "127.0.0.1:$2" },
+      "provisioner": { "kind": "local", "bin_dir": "$REDIS_BIN",
+                       "ports": "$3", "run_as": "$RUN_AS" }$extra
+    }
+  ]
+}
+JSON
+	API_PORT=$1
+	EP_PORT=$2
+}
+
+# redis_at PORT COMMAND...: run COMMAND on the node on PORT as rotator;
+# the password goes through the environment, not argv.
+redis_at() {
+	port=$1
+	shift
+	REDISCLI_AUTH=$(cat "$T/password") "$REDIS_BIN/redis-cli" \
+		--no-auth-warning --user rotator -h 127.0.0.1 -p "$port" "$@"
+}
+
+# redis_role PORT: "master" or "slave".
+redis_role() {
+	redis_at "$1" INFO replication | tr -d '\r' | sed -n 's/^role://p'
 }
