@@ -6,7 +6,7 @@ set -eu
 pkgs="build-essential pkg-config libpq-dev libevent-dev
 libjansson-dev libssl-dev libcmocka-dev postgresql-15 postgresql-client-15
 curl procps clang-format python3
-libhiredis-dev python3-redis"
+libhiredis-dev python3-redis redis-server redis-tools"
 
 missing=""
 for p in $pkgs; do
