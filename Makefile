@@ -3,6 +3,7 @@
 #   make              build bin/rotator and the test programs
 #   make check        install what the tests need, build, run every test
 #   make demo         rotate a throwaway PostgreSQL cluster under a writer
+#   make bench        measure rotations beside baselines (QUICK=1: smaller)
 #   make SANITIZE=1   AddressSanitizer and UBSan build
 #   make V=1          show full command lines
 
@@ -99,5 +100,16 @@ clean:
 	rm -rf build bin
 
 .PHONY: all deps check unit demo format-check install clean
+
+# bench: rotations and fresh nodes measured beside baselines of the same
+# run; one table on the screen, the figures in bench/results/.
+build/bench/probe: build/bench/probe.o
+	$(QLD)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+bench: deps
+	$(MAKE) all build/bench/probe
+	@QUICK=$(QUICK) bash bench/run.sh
+
+.PHONY: bench
 
 -include $(shell find build -name '*.d' 2>/dev/null)
