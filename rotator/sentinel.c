@@ -63,6 +63,9 @@
 /* Replicas kept from one update. */
 #define SENTINEL_MAX_REPLICAS 64
 
+/* Connections at once; more are closed as they come. */
+#define SENTINEL_MAX_CLIENTS 1024
+
 #define SWITCH_CHANNEL "+switch-master"
 
 struct request {
@@ -99,7 +102,9 @@ struct sentinel {
 	char *name;
 	struct evconnlistener *listener;
 	struct event *wakeup;
+	struct event *accept_retry;
 	struct client *clients; /* loop thread only */
+	int n_clients;
 	uint64_t next_id;
 
 	pthread_mutex_t lock; /* guards everything below */
@@ -892,6 +897,7 @@ static void client_unlink(struct client *c)
 static void client_free(struct client *c)
 {
 	client_unlink(c);
+	c->s->n_clients--;
 	bufferevent_free(c->bev);
 	if (c->reader)
 		redisReaderFree(c->reader);
@@ -954,8 +960,16 @@ static void sentinel_accept_cb(struct evconnlistener *listener,
 			       int addrlen, void *arg)
 {
 	struct sentinel *s = arg;
-	struct client *c = xcalloc(1, sizeof(*c));
+	struct client *c;
 
+	if (s->n_clients >= SENTINEL_MAX_CLIENTS) {
+		slog_warning(s->name,
+			     "sentinel: %d clients already; closing a new one",
+			     s->n_clients);
+		evutil_closesocket(fd);
+		return;
+	}
+	c = xcalloc(1, sizeof(*c));
 	c->s = s;
 	c->id = ++s->next_id;
 	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -975,9 +989,32 @@ static void sentinel_accept_cb(struct evconnlistener *listener,
 	if (s->clients)
 		s->clients->prev = c;
 	s->clients = c;
+	s->n_clients++;
 	bufferevent_setcb(c->bev, client_read_cb, client_write_cb,
 			  client_event_cb, c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+/*
+ * accept() failed, most likely for want of file descriptors: pause the
+ * listener for a while rather than spin on the same error.
+ */
+static void sentinel_accept_error_cb(struct evconnlistener *listener, void *arg)
+{
+	struct sentinel *s = arg;
+	struct timeval tv = {.tv_sec = 0, .tv_usec = 100 * 1000};
+
+	slog_warning(s->name, "sentinel: could not accept a connection: %s",
+		     evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	evconnlistener_disable(listener);
+	evtimer_add(s->accept_retry, &tv);
+}
+
+static void sentinel_accept_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sentinel *s = arg;
+
+	evconnlistener_enable(s->listener);
 }
 
 /* Deliver one published TEXT on SWITCH_CHANNEL to C. */
@@ -1054,8 +1091,10 @@ struct sentinel *sentinel_new(struct event_base *base, const char *name,
 		sentinel_free(s);
 		return NULL;
 	}
+	evconnlistener_set_error_cb(s->listener, sentinel_accept_error_cb);
 	s->wakeup = event_new(base, -1, 0, sentinel_wakeup_cb, s);
-	if (!s->wakeup) {
+	s->accept_retry = evtimer_new(base, sentinel_accept_retry_cb, s);
+	if (!s->wakeup || !s->accept_retry) {
 		snprintf(err, errlen, "could not create events for \"%s\"",
 			 name);
 		sentinel_free(s);
@@ -1073,6 +1112,8 @@ void sentinel_free(struct sentinel *s)
 		evconnlistener_free(s->listener);
 	if (s->wakeup)
 		event_free(s->wakeup);
+	if (s->accept_retry)
+		event_free(s->accept_retry);
 	while (s->clients)
 		client_free(s->clients);
 	for (int i = 0; i < s->n_queued; i++)
