@@ -44,7 +44,7 @@
 
 #define RD_CONNECT_MS 2000
 #define RD_QUERY_MS 10000
-#define RD_POLL_MS 2000	   /* bound of each catch-up question */
+#define RD_POLL_MS 1000	   /* bound of each catch-up question */
 #define RD_START_MS 300000 /* a node loading a large RDB */
 #define RD_SNAPSHOT_MS (10 * 60 * 1000)
 #define RD_IDLE_MS 60000 /* silence allowed during a transfer */
@@ -111,6 +111,16 @@ static struct timeval tv_ms(int64_t ms)
 				.tv_usec = (ms % 1000) * 1000};
 }
 
+/* Why the last call on C failed, in words. */
+static const char *ctx_error(const redisContext *c)
+{
+	if (!c->errstr[0])
+		return "connection lost";
+	if (strstr(c->errstr, "temporarily unavailable"))
+		return "timed out";
+	return c->errstr;
+}
+
 /*
  * Run one command on C.  Returns the reply (caller frees with
  * freeReplyObject()), or NULL after writing ERR, for an error reply too.
@@ -126,8 +136,7 @@ static redisReply *rd_command(redisContext *c, char *err, size_t errlen,
 	r = redisvCommand(c, fmt, ap);
 	va_end(ap);
 	if (!r) {
-		snprintf(err, errlen, "%s failed: %s", fmt,
-			 c->errstr[0] ? c->errstr : "connection lost");
+		snprintf(err, errlen, "%s failed: %s", fmt, ctx_error(c));
 		return NULL;
 	}
 	if (r->type == REDIS_REPLY_ERROR) {
@@ -152,9 +161,7 @@ static int rd_ok(redisContext *c, char *err, size_t errlen, const char *fmt,
 	va_end(ap);
 	if (!r || r->type == REDIS_REPLY_ERROR) {
 		snprintf(err, errlen, "%.*s failed: %s", (int)strcspn(fmt, " "),
-			 fmt,
-			 r ? r->str
-			   : (c->errstr[0] ? c->errstr : "connection lost"));
+			 fmt, r ? r->str : (ctx_error(c)));
 		freeReplyObject(r);
 		return -1;
 	}
@@ -194,8 +201,7 @@ static redisContext *rd_connect_to(const char *host, int port,
 		snprintf(err, errlen,
 			 "could not authenticate to %s:%d as "
 			 "\"%s\": %s",
-			 host, port, cr->user,
-			 r ? r->str : (c->errstr[0] ? c->errstr : "no reply"));
+			 host, port, cr->user, r ? r->str : ctx_error(c));
 		freeReplyObject(r);
 		redisFree(c);
 		return NULL;
@@ -503,19 +509,37 @@ static int wait_ready(struct cluster *cl, const struct node *n,
 	}
 }
 
-/* Start N from its redis.conf and wait until it answers. */
-static int rd_start(struct cluster *cl, const struct node *n, char *err,
-		    size_t errlen)
+/*
+ * Start N from its redis.conf.  With READY, wait until it answers (it has
+ * loaded its data); without, only until its pidfile names a live
+ * process: a fresh replica's loading is part of its catching up, which
+ * has its own deadline.
+ */
+static int rd_start(struct cluster *cl, const struct node *n, bool ready,
+		    char *err, size_t errlen)
 {
 	char *conf = conf_path(n);
 	const char *argv[] = {conf, NULL};
+	int64_t deadline = now_ms() + RD_CONNECT_MS * 5;
 	int rc;
 
 	rc = prov_run(cl, "redis-server", argv, NULL, NULL, 60000, err, errlen);
 	free(conf);
-	if (rc == 0)
-		rc = wait_ready(cl, n, now_ms() + RD_START_MS, err, errlen);
-	return rc;
+	if (rc == -1)
+		return -1;
+	if (ready)
+		return wait_ready(cl, n, now_ms() + RD_START_MS, err, errlen);
+	while (!pid_alive(node_pid(n))) {
+		if (now_ms() > deadline) {
+			snprintf(err, errlen,
+				 "redis-server of %s/%d did not start; see "
+				 "\"%s/redis.log\"",
+				 cl->cfg->name, n->generation, n->dir);
+			return -1;
+		}
+		sleep_ms(2);
+	}
+	return 0;
 }
 
 static int rd_bootstrap(struct cluster *cl, struct node *n, char *err,
@@ -523,7 +547,7 @@ static int rd_bootstrap(struct cluster *cl, struct node *n, char *err,
 {
 	if (write_node_conf(cl, n, NULL, err, errlen) == -1)
 		return -1;
-	return rd_start(cl, n, err, errlen);
+	return rd_start(cl, n, true, err, errlen);
 }
 
 /*
@@ -583,6 +607,7 @@ static int rd_stop(struct cluster *cl, struct node *n, char *err, size_t errlen)
 {
 	static const int sigs[] = {0, SIGTERM, SIGKILL};
 	pid_t pid = node_pid(n);
+	bool shut;
 	redisContext *c =
 		n->port > 0 ? rd_connect(cl, n, 2000, err, errlen) : NULL;
 
@@ -601,6 +626,7 @@ static int rd_stop(struct cluster *cl, struct node *n, char *err, size_t errlen)
 	}
 	if (c)
 		freeReplyObject(redisCommand(c, "SHUTDOWN NOSAVE"));
+	shut = c != NULL;
 	redisFree(c);
 	if (pid <= 0 && n->port <= 0)
 		return 0;
@@ -619,7 +645,7 @@ static int rd_stop(struct cluster *cl, struct node *n, char *err, size_t errlen)
 		}
 		return 0;
 	}
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(*sigs); i++) {
+	for (size_t i = shut ? 0 : 1; i < sizeof(sigs) / sizeof(*sigs); i++) {
 		if (sigs[i]) {
 			log_warning("redis-server %d of %s/%d: sending "
 				    "signal %d",
@@ -648,7 +674,7 @@ static int rd_ensure_running(struct cluster *cl, struct node *n, char *err,
 	}
 	if (pid_alive(node_pid(n)))
 		return wait_ready(cl, n, now_ms() + RD_START_MS, err, errlen);
-	return rd_start(cl, n, err, errlen);
+	return rd_start(cl, n, true, err, errlen);
 }
 
 /*
@@ -1151,7 +1177,7 @@ static int rd_seed(struct cluster *cl, const char *dir, json_t *manifest,
 		goto out;
 	}
 	if (write_node_conf(cl, fresh, primary, err, errlen) == -1 ||
-	    rd_start(cl, fresh, err, errlen) == -1)
+	    rd_start(cl, fresh, false, err, errlen) == -1)
 		goto out;
 	rc = 0;
 out:
@@ -1285,7 +1311,7 @@ static int run_canaries(struct cluster *cl, redisContext *c, char *err,
 			snprintf(err, errlen, "canary command %d failed: %s",
 				 i + 1,
 				 r ? r->str
-				   : (argc ? c->errstr : "no command"));
+				   : (argc ? ctx_error(c) : "no command"));
 			freeReplyObject(r);
 			free(line);
 			return -1;
