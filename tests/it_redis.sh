@@ -1,5 +1,6 @@
 #!/bin/sh
-# Three rotations of a real Redis 7 cluster under a writer that pushes
+# Three rotations of a real Redis 7 cluster (a primary and, unless
+# REPLICAS says otherwise, one replica) under a writer that pushes
 # sequence numbers and increments a counter through the endpoint at 600
 # operations a second: nothing acknowledged is lost, the counter equals
 # the acknowledged increments, a sampler that asks every node for its
@@ -14,7 +15,7 @@ if [ ! -x "$REDIS_BIN/redis-server" ] ||
 	exit 0
 fi
 
-REPLICAS=${REPLICAS:-0}
+REPLICAS=${REPLICAS:-1}
 LOW=15800
 HIGH=15819
 write_secrets
@@ -130,8 +131,22 @@ check "nodes run as $RUN_AS" \
 check "the default user is off" \
 	sh -c "! '$REDIS_BIN/redis-cli' -h 127.0.0.1 -p $port PING 2>&1 | grep -q PONG"
 check "audit verify passes" rot audit verify
-check "the audit log records three completed rotations" \
-	[ "$(rot audit list --cluster orders | grep -c rotation_done)" -eq 3 ]
+# With replicas, the daemon's own rotation that adds them is done too.
+check "the audit log records the three completed rotations" \
+	[ "$(rot audit list --cluster orders | grep -c rotation_done)" -ge 3 ]
+if [ "$REPLICAS" -gt 0 ]; then
+	rport=$(rot status orders --json | python3 -c 'import json,sys
+c=json.load(sys.stdin)
+print([m["port"] for m in c["members"] if m["role"]=="replica"][0])')
+	check "the replica follows the final primary, link up" \
+		sh -c "redis_at() { REDISCLI_AUTH=\$(cat '$T/password') \
+		'$REDIS_BIN/redis-cli' --no-auth-warning --user rotator \
+		-h 127.0.0.1 -p \$1 INFO replication | tr -d '\\r'; }; \
+		redis_at $rport | grep -q '^master_port:$port\$' && \
+		redis_at $rport | grep -q '^master_link_status:up'"
+	check "every rotation replaced the replica and the primary" \
+		[ "$(grep -c '+caught-up' "$T/rotate3.out")" -eq 2 ]
+fi
 check "the audit log records a restore point with a replication id" \
 	sh -c "\"$ROTATOR\" -c \"$T/rotator.json\" audit list --json 2>/dev/null | grep -q replication_id || \"$ROTATOR\" -c \"$T/rotator.json\" audit list | grep -q replication_id"
 snap=$(rot snapshot list orders --json | json_get 0.id)
