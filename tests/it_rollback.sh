@@ -72,4 +72,41 @@ check "the old primary serves again" \
 check "the frozen fresh node is gone" \
 	[ "$(ls "$T/state/clusters/orders/nodes" | wc -l)" -eq 1 ]
 check "audit verify passes after the second rollback" rot audit verify
+
+# A fresh node that never catches up: with recovery_min_apply_delay it
+# streams but does not replay the writer's commits, so its lag only
+# grows, and the rotation aborts when catch_up_timeout runs out, before
+# the endpoint is ever held.
+write_config 17078 16448 15730-15749 ',
+      "rotation": { "catch_up_timeout": "3s", "max_lag_bytes": 1000 },
+      "server_settings": { "recovery_min_apply_delay": "1h" }'
+stop_daemon
+check "the daemon starts with a 3 s catch-up deadline" start_daemon
+"$PGWRITER" 127.0.0.1 "$EP_PORT" rotator "$T/password" 300 250 \
+	>"$T/writer3.json" 2>"$T/writer3.err" &
+WRITER=$!
+sleep 1
+check "the rotation aborts" \
+	sh -c "! timeout 300 '$ROTATOR' -c '$T/rotator.json' rotate orders --wait >'$T/rotate3.out' 2>&1"
+grep -E "caught|held|aborted" "$T/rotate3.out"
+check "for want of catching up" \
+	grep -q "did not catch up within 3000 ms" "$T/rotate3.out"
+id=$(sed -n 's/^rotation \([^ ]*\) started$/\1/p' "$T/rotate3.out")
+api GET "/v1/rotations/$id" >/dev/null
+took=$(python3 -c 'import json,sys,datetime
+steps=json.load(open(sys.argv[1]))["steps"]
+t=lambda n:[datetime.datetime.fromisoformat(s["time"].rstrip("Z")) for s in steps if s["step"]==n][0]
+print(round((t("aborted")-t("catching_up")).total_seconds()*1000))' "$T/body")
+# From catching_up to aborted: the 3 s deadline, a poll, and the
+# rollback's fast shutdown of the fresh node.
+in_bound() { [ "$took" -ge 3000 ] && [ "$took" -lt 8000 ]; }
+check "it aborted $took ms after catching up began" in_bound
+check "writes were never held" sh -c "! grep -q '+held' '$T/rotate3.out'"
+kill -TERM "$WRITER"
+check "the writer lost nothing" wait "$WRITER"
+cat "$T/writer3.json"
+check "the old primary still serves" \
+	[ "$(psql_at "$old_port" 'SELECT pg_is_in_recovery()')" = f ]
+check "the fresh node is gone" \
+	[ "$(ls "$T/state/clusters/orders/nodes" | wc -l)" -eq 1 ]
 finish
