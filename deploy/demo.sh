@@ -1,55 +1,121 @@
 #!/bin/sh
-# make demo: a throwaway PostgreSQL cluster managed by rotator, under a
-# temporary state directory.  A writer commits through rotator's endpoint
-# while two rotations run; then the cluster's status, the audit log and
-# the writer's tally are shown, and everything started here is stopped.
+# make demo: two throwaway clusters managed by one rotator, under a
+# temporary state directory: "orders", PostgreSQL with one replica behind
+# a read endpoint, and "sessions", Redis with one replica and a Sentinel
+# look-alike.  A writer writes through each cluster's endpoint while both
+# are rotated twice, node by node; then the status, the audit log and the
+# writers' tallies are shown, and everything started here is stopped.
 . "$(dirname "$0")/../tests/lib.sh"
 
+REDISWRITER="$TOP/build/tests/rediswriter"
+REDIS_BIN=${REDIS_BIN:-/usr/bin}
+
 write_secrets
-write_config 17070 16432 15500-15599 ',
-      "snapshots": { "every": "1h", "keep": 24 }'
+cat >"$T/rotator.json" <<JSON
+{
+  "state_dir": "$T/state",
+  "api": { "listen": "127.0.0.1:17070", "token_file": "$T/token" },
+  "clusters": [
+    {
+      "name": "orders",
+      "engine": "postgres",
+      "bootstrap": "initdb",
+      "replicas": 1,
+      "auth": { "user": "rotator", "password_file": "$T/password" },
+      "endpoint": { "listen": "127.0.0.1:16432",
+                    "read_listen": "127.0.0.1:16433" },
+      "provisioner": { "kind": "local", "bin_dir": "$PG_BIN",
+                       "ports": "15500-15599", "run_as": "$RUN_AS" },
+      "snapshots": { "every": "1h", "keep": 24 }
+    },
+    {
+      "name": "sessions",
+      "engine": "redis",
+      "bootstrap": "empty",
+      "replicas": 1,
+      "auth": { "user": "rotator", "password_file": "$T/password" },
+      "endpoint": { "listen": "127.0.0.1:16434",
+                    "sentinel_listen": "127.0.0.1:16435" },
+      "provisioner": { "kind": "local", "bin_dir": "$REDIS_BIN",
+                       "ports": "15600-15699", "run_as": "$RUN_AS" },
+      "snapshots": { "every": "1h", "keep": 24 }
+    }
+  ]
+}
+JSON
+API_PORT=17070
 
 say() { printf '\n==> %s\n' "$*"; }
 
+# replicas_ready NAME: the cluster has its replica.
+replicas_ready() {
+	rot status "$1" --json | grep -q '"role": "replica"'
+}
+
+# both_ready: our daemon runs and both clusters are ready with a replica.
+both_ready() {
+	kill -0 "$DAEMON_PID" 2>/dev/null &&
+		rot status orders --json | grep -q '"status": "ready"' &&
+		rot status sessions --json | grep -q '"status": "ready"' &&
+		replicas_ready orders && replicas_ready sessions
+}
+
 say "state directory $T; config $T/rotator.json"
 say "starting rotator serve (log in $T/serve.log)"
-if ! start_daemon; then
+"$ROTATOR" -c "$T/rotator.json" serve >>"$T/serve.log" 2>&1 &
+DAEMON_PID=$!
+if ! wait_for 240 both_ready; then
 	tail -n 30 "$T/serve.log"
 	exit 1
 fi
-rot status orders
+rot status
 
-say "writer: committing sequential ids through the endpoint 127.0.0.1:$EP_PORT"
-"$PGWRITER" 127.0.0.1 "$EP_PORT" rotator "$T/password" 600 300 \
-	>"$T/writer.json" 2>"$T/writer.err" &
-WRITER=$!
+say "writers: PostgreSQL commits through 127.0.0.1:16432, Redis RPUSH and INCR through 127.0.0.1:16434"
+"$PGWRITER" 127.0.0.1 16432 rotator "$T/password" 900 300 \
+	>"$T/pgwriter.json" 2>"$T/pgwriter.err" &
+PGW=$!
+"$REDISWRITER" 127.0.0.1 16434 rotator "$T/password" 900 300 \
+	>"$T/rediswriter.json" 2>"$T/rediswriter.err" &
+RW=$!
 sleep 3
 
 failed=0
 for i in 1 2; do
-	say "rotation $i of 2, forced while the writer writes"
-	timeout 300 "$ROTATOR" -c "$T/rotator.json" rotate orders \
-		--reason "demo rotation $i" --wait || failed=1
-	sleep 2
+	for c in orders sessions; do
+		say "rotation $i of 2 of $c (replica first, then the primary), while the writers write"
+		timeout 300 "$ROTATOR" -c "$T/rotator.json" rotate "$c" \
+			--reason "demo rotation $i" --wait || failed=1
+		sleep 1
+	done
 done
-kill -TERM "$WRITER"
-wait "$WRITER" || failed=1
+kill -TERM "$PGW" "$RW"
+wait "$PGW" || failed=1
+wait "$RW" || failed=1
 
 say "status"
-rot status orders
+rot status
 say "audit log"
-rot audit list --cluster orders
+rot audit list
 rot audit verify || failed=1
-say "writer's tally"
-python3 - "$T/writer.json" <<'PY' || failed=1
+say "writers' tallies"
+python3 - "$T/pgwriter.json" "$T/rediswriter.json" <<'PY' || failed=1
 import json, sys
-t = json.load(open(sys.argv[1]))
-print(f"commits acknowledged:          {t['acknowledged']}")
-print(f"acknowledged but missing:      {t['missing']} (must be 0)")
-print(f"failed operations:             {t['errors']}")
-print(f"longest write pause:           {t['longest_pause_ms']} ms")
-print(f"commit rate:                   {t['rate']:.0f}/s")
-sys.exit(0 if t['missing'] == 0 else 1)
+pg = json.load(open(sys.argv[1]))
+rd = json.load(open(sys.argv[2]))
+print("PostgreSQL (orders):")
+print(f"  commits acknowledged:        {pg['acknowledged']}")
+print(f"  acknowledged but missing:    {pg['missing']} (must be 0)")
+print(f"  failed operations:           {pg['errors']}")
+print(f"  longest write pause:         {pg['longest_pause_ms']} ms")
+print("Redis (sessions):")
+print(f"  RPUSHes acknowledged:        {rd['acknowledged']}")
+print(f"  acknowledged but missing:    {rd['missing']} (must be 0)")
+print(f"  counter / increments acked:  {rd['counter']} / {rd['increments']}")
+print(f"  failed operations:           {rd['errors']}")
+print(f"  longest write pause:         {rd['longest_pause_ms']} ms")
+ok = pg['missing'] == 0 and rd['missing'] == 0 and \
+    rd['counter'] == rd['increments']
+sys.exit(0 if ok else 1)
 PY
 say "stopping everything the demo started"
 stop_daemon
