@@ -166,6 +166,22 @@ static json_t *cluster_json(struct cluster *cl)
 		cl->snapshot_error, "endpoint", "listen", listen, "active",
 		(json_int_t)st.active, "held", (json_int_t)st.held, "accepted",
 		(json_int_t)st.accepted, "holding", st.holding);
+	json_object_set_new(j, "replicas", json_integer(cl->cfg->replicas));
+	if (cl->reader) {
+		endpoint_get_stats(cl->reader, &st);
+		snprintf(listen, sizeof(listen), "%s:%d", cl->cfg->read_host,
+			 cl->cfg->read_port);
+		json_object_set_new(j, "read_endpoint",
+				    json_pack("{s:s, s:I, s:I}", "listen",
+					      listen, "active",
+					      (json_int_t)st.active, "accepted",
+					      (json_int_t)st.accepted));
+	}
+	if (cl->sentinel) {
+		snprintf(listen, sizeof(listen), "%s:%d",
+			 cl->cfg->sentinel_host, cl->cfg->sentinel_port);
+		json_object_set_new(j, "sentinel", json_string(listen));
+	}
 	pthread_mutex_unlock(&cl->lock);
 	return j;
 }

@@ -148,6 +148,14 @@ static void print_cluster(json_t *c)
 	printf("  endpoint %s, %lld sessions%s\n", jstr(ep, "listen"),
 	       (long long)json_integer_value(json_object_get(ep, "active")),
 	       json_is_true(json_object_get(ep, "holding")) ? ", holding" : "");
+	ep = json_object_get(c, "read_endpoint");
+	if (ep)
+		printf("  read endpoint %s, %lld sessions\n",
+		       jstr(ep, "listen"),
+		       (long long)json_integer_value(
+			       json_object_get(ep, "active")));
+	if (json_object_get(c, "sentinel"))
+		printf("  sentinel %s\n", jstr(c, "sentinel"));
 	printf("  %-4s %-8s %-22s %-8s %s\n", "GEN", "ROLE", "ADDRESS", "AGE",
 	       "BORN FROM");
 	json_array_foreach (members, i, m) {
