@@ -336,9 +336,21 @@ def cmd_table(d, out_path):
     m8, b8 = S("s8r.vmhwm_mb"), S("s8r1.vmhwm_mb")
     t.add("8r", f"VmHWM, {n8} idle redis clusters (MB)", m8, b8,
           ratio_of(m8, b8), "<= 20", lambda: m8["median"] <= 20, 1)
+    t.add("8r", "  threads of rotator serve", S("s8r.threads"),
+          S("s8r1.threads"), None, digits=0)
+    t.add("8r", "  RSS anonymous (MB)",
+          S("s8r.RssAnon_mb"), S("s8r1.RssAnon_mb"), None, digits=1)
+    t.add("8r", "  RSS file-backed (MB)", S("s8r.RssFile_mb"),
+          S("s8r1.RssFile_mb"), None, digits=1)
     m8p, b8p = S("s8p.vmhwm_mb"), S("s8p1.vmhwm_mb")
     t.add("8p", f"VmHWM, {n8p} idle postgres clusters (MB)", m8p, b8p,
           ratio_of(m8p, b8p), "(<= 20)", lambda: m8p["median"] <= 20, 1)
+    t.add("8p", "  threads of rotator serve", S("s8p.threads"),
+          S("s8p1.threads"), None, digits=0)
+    t.add("8p", "  RSS anonymous (MB)",
+          S("s8p.RssAnon_mb"), S("s8p1.RssAnon_mb"), None, digits=1)
+    t.add("8p", "  RSS file-backed (MB)", S("s8p.RssFile_mb"),
+          S("s8p1.RssFile_mb"), None, digits=1)
 
     header = (f"rotator bench {meta['date']}: {meta['cpus']} CPUs, "
               f"{meta['memory_mb']} MB, PostgreSQL {meta['postgres']}, "
