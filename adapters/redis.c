@@ -394,6 +394,16 @@ static int write_node_conf(struct cluster *cl, const struct node *n,
 		goto out;
 	append(&text, "# written by rotator for node %s/%d; do not edit\n",
 	       cl->cfg->name, n->generation);
+	/*
+	 * A full sync writes the RDB to disk and streams it, rather than
+	 * diskless: after a diskless sync the primary holds the replica's
+	 * command stream back until the replica's first REPLCONF ACK, sent
+	 * once a second, and an ACK that arrives before the primary has
+	 * seen its sync child end is not counted.  The replica then looks
+	 * level for up to a second while it receives nothing, and a switch
+	 * in that second waits for it with writes paused.
+	 */
+	append(&text, "repl-diskless-sync no\n");
 	append(&text, "repl-diskless-sync-delay 0\n");
 	for (int i = 0; i < cl->cfg->n_settings; i++) {
 		char *value = quote_arg(cl->cfg->settings[i].value);
@@ -1216,10 +1226,38 @@ static int replica_state(redisContext *c, struct replica_state *st, char *err,
 	return 0;
 }
 
-/* The primary's master_repl_offset and its full and partial syncs. */
-static int primary_state(struct cluster *cl, struct node *primary,
-			 int64_t *offset, int64_t *full, int64_t *partial,
-			 char *err, size_t errlen)
+/*
+ * The offset the primary last heard acknowledged by its online replica
+ * on PORT ("slaveN:ip=...,port=P,state=online,offset=O,lag=L"), or -1.
+ */
+static int64_t acked_offset(const char *repl, int port)
+{
+	char want[32];
+	const char *line, *at;
+
+	snprintf(want, sizeof(want), ",port=%d,", port);
+	for (line = repl; line && *line; line = strchr(line, '\n')) {
+		while (*line == '\n' || *line == '\r')
+			line++;
+		if (strncmp(line, "slave", 5) != 0)
+			continue;
+		at = strstr(line, want);
+		if (!at || (strchr(line, '\n') && at > strchr(line, '\n')))
+			continue;
+		if (strncmp(at + strlen(want), "state=online,offset=", 20) != 0)
+			return -1;
+		return strtoll(at + strlen(want) + 20, NULL, 10);
+	}
+	return -1;
+}
+
+/*
+ * The primary's master_repl_offset, its full and partial syncs, and
+ * what its replica on PORT has acknowledged (-1 when not online).
+ */
+static int primary_state(struct cluster *cl, struct node *primary, int port,
+			 int64_t *offset, int64_t *acked, int64_t *full,
+			 int64_t *partial, char *err, size_t errlen)
 {
 	redisContext *c = rd_connect(cl, primary, RD_POLL_MS, err, errlen);
 	char *repl = NULL, *stats = NULL;
@@ -1232,6 +1270,7 @@ static int primary_state(struct cluster *cl, struct node *primary,
 		stats = rd_info(c, "stats", err, errlen);
 	if (stats) {
 		*offset = info_int(repl, "master_repl_offset");
+		*acked = acked_offset(repl, port);
 		*full = info_int(stats, "sync_full");
 		*partial = info_int(stats, "sync_partial_ok");
 		rc = 0;
@@ -1251,7 +1290,12 @@ static bool follows(const struct replica_state *st, const struct node *primary)
 
 /*
  * Caught up means: a replica of PRIMARY, link up, initial sync done, and
- * its processed offset within the lag bound of the primary's.
+ * both its processed offset and the offset the primary last heard it
+ * acknowledge within the lag bound of the primary's.  The second matters
+ * after a full sync: the primary holds the replica's command stream back
+ * until its first REPLCONF ACK, which a replica sends once a second, so
+ * a replica that looks level may receive nothing for up to a second, a
+ * second that would otherwise fall inside the write pause.
  */
 static int rd_catch_up(struct cluster *cl, struct node *fresh,
 		       struct node *primary, struct catch_up *state, char *err,
@@ -1259,27 +1303,29 @@ static int rd_catch_up(struct cluster *cl, struct node *fresh,
 {
 	redisContext *c = rd_connect(cl, fresh, RD_POLL_MS, err, errlen);
 	struct replica_state st = {0};
-	int64_t offset, full, partial;
+	int64_t offset, acked, full, partial, behind;
 	int rc;
 
 	if (!c)
 		return -1;
 	rc = replica_state(c, &st, err, errlen);
 	redisFree(c);
-	if (rc == -1 || primary_state(cl, primary, &offset, &full, &partial,
-				      err, errlen) == -1)
+	if (rc == -1 || primary_state(cl, primary, fresh->port, &offset, &acked,
+				      &full, &partial, err, errlen) == -1)
 		return -1;
-	state->streaming = follows(&st, primary) && st.link_up && !st.syncing;
-	state->lag_bytes =
-		st.offset >= 0 && offset > st.offset ? offset - st.offset : 0;
-	if (st.offset < 0)
+	state->streaming = follows(&st, primary) && st.link_up && !st.syncing &&
+			   acked >= 0;
+	behind = st.offset < acked ? st.offset : acked;
+	state->lag_bytes = offset > behind ? offset - behind : 0;
+	if (behind < 0)
 		state->lag_bytes = offset > 0 ? offset : 0;
 	snprintf(state->detail, sizeof(state->detail),
-		 "link %s%s, replica at offset %" PRId64 ", primary at %" PRId64
+		 "link %s%s, replica at offset %" PRId64
+		 ", acknowledged %" PRId64 ", primary at %" PRId64
 		 "; the primary served %" PRId64 " full and %" PRId64
 		 " partial syncs",
 		 st.link_up ? "up" : "down", st.syncing ? ", syncing" : "",
-		 st.offset, offset, full, partial);
+		 st.offset, acked, offset, full, partial);
 	return 0;
 }
 

@@ -60,12 +60,21 @@ static bool port_is_free(int port)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET,
 				 .sin_port = htons((uint16_t)port)};
-	int fd, rc;
+	int fd, rc, one = 1;
 
 	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		return false;
+	/*
+	 * As the servers themselves bind: connections of a node just
+	 * destroyed that linger in TIME_WAIT do not keep its port from a
+	 * later node, only a listener does.
+	 */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1) {
+		close(fd);
+		return false;
+	}
 	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 	close(fd);
 	return rc == 0;
