@@ -330,7 +330,19 @@ static void session_read_cb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	output = bufferevent_get_output(peer);
-	evbuffer_add_buffer(output, input);
+
+	/*
+	 * With nothing queued for PEER, write to its socket at once: the
+	 * bytes stay in order, and a message that fits in the socket's
+	 * buffer never arms PEER's write event, which would cost two
+	 * epoll_ctl calls and a turn of the loop per message.  What the
+	 * socket does not take (or an error, which the write event then
+	 * reports) goes through PEER's output as before.
+	 */
+	if (evbuffer_get_length(output) == 0)
+		(void)evbuffer_write(input, bufferevent_getfd(peer));
+	if (evbuffer_get_length(input) > 0)
+		evbuffer_add_buffer(output, input);
 	if (evbuffer_get_length(output) >= ENDPOINT_MAX_PENDING) {
 		bufferevent_setwatermark(peer, EV_WRITE,
 					 ENDPOINT_MAX_PENDING / 2, 0);
