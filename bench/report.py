@@ -4,6 +4,7 @@
   report.py interval ROTATION.json        "START END" in epoch ms
   report.py steps ROTATION.json           one line per step: ms STEP
   report.py delta ROTATION.json A B       seconds from step A to step B
+  report.py pgstart ROTATION.json LOG     copy and start seconds
   report.py tps PGBENCH.out               the tps pgbench printed
   report.py rps REDIS_BENCHMARK.csv OP    requests/s of GET or SET
   report.py table DIR OUT.json            the table on stdout, OUT.json
@@ -68,6 +69,22 @@ def cmd_delta(path, a, b):
     if ta is None or tb is None:
         sys.exit(1)
     print(round((tb - ta) / 1000.0, 3))
+
+
+def cmd_pgstart(path, log):
+    """Seconds from provisioning to the fresh postmaster's first log
+    line, and from there to +provisioned."""
+    rot = load(path)
+    prov, done = first_step(rot, "provisioning"), first_step(rot,
+                                                              "+provisioned")
+    line = open(log).readline()
+    t = datetime.datetime.strptime(" ".join(line.split()[:2]),
+                                   "%Y-%m-%d %H:%M:%S.%f")
+    t = int(round(t.replace(tzinfo=datetime.timezone.utc).timestamp()
+                  * 1000))
+    if prov is None or done is None:
+        sys.exit(1)
+    print(round((t - prov) / 1000.0, 3), round((done - t) / 1000.0, 3))
 
 
 def cmd_tps(path):
@@ -299,6 +316,9 @@ def cmd_table(d, out_path):
     t.add("4", f"fresh node, {meta.get('restore_point_mb', '?')} MB (s)",
           prov, dd, r4, "ratio <= 1.3",
           lambda: r4["median"] <= 1.3, 1)
+    t.add("4", "  copy, verify, sync (s)", S("s4.copy_s"), dd,
+          ratio_of(S("s4.copy_s"), dd), digits=1)
+    t.add("4", "  start the server (s)", S("s4.start_s"), digits=1)
 
     # 5. Snapshot verification versus openssl.
     v, o = S("s5.verify_mbs"), S("s5.openssl_mbs")
@@ -375,6 +395,7 @@ def cmd_table(d, out_path):
 
 def main(argv):
     cmds = {"interval": cmd_interval, "steps": cmd_steps, "delta": cmd_delta,
+            "pgstart": cmd_pgstart,
             "tps": cmd_tps,
             "rps": cmd_rps, "table": cmd_table}
     if len(argv) < 3 or argv[1] not in cmds:

@@ -342,6 +342,27 @@ dd_once() {
 	rm -f "$B/dd.img"
 }
 
+# Before each timed copy: no dirty pages or discards of the previous one
+# left to slow it down.
+settle() {
+	sync
+	sleep 2
+}
+
+# fresh_node_phases ROTATION.json: split its provisioning at the moment
+# the fresh postmaster started (the first line of its log): copying,
+# verifying and syncing the restore point, then starting the server.
+fresh_node_phases() {
+	gen=$(python3 -c 'import json, sys
+print(json.load(open(sys.argv[1]))["new_generation"])' "$1") || return
+	plog="$D/state/clusters/big/nodes/$gen/postgres.log"
+	[ -f "$plog" ] || return
+	python3 "$REPORT" pgstart "$1" "$plog" >"$B/phases" || return
+	read -r copy start <"$B/phases"
+	sample s4.copy_s "$copy"
+	sample s4.start_s "$start"
+}
+
 scenario6() {
 	if ! probe_start "$B/s6" postgres "127.0.0.1:$EP_BIG" \
 		-P "$D/password" -k bench_s6; then
@@ -350,8 +371,11 @@ scenario6() {
 	fi
 	for i in $(seq "$N_BIG"); do
 		log "big rotation $i of $N_BIG: baselines"
+		settle
 		basebackup_once || log "pg_basebackup failed"
+		settle
 		dd_once
+		settle
 		log "big rotation $i of $N_BIG"
 		t0=$(now_ms)
 		rotate big "$B/s6/rot-$i.json" || log "big rotation $i failed"
@@ -361,6 +385,7 @@ scenario6() {
 		add_window "$B/s6" "$B/s6/rot-$i.json"
 		p=$(python3 "$REPORT" delta "$B/s6/rot-$i.json" provisioning \
 			+provisioned) && sample s4.provision_s "$p"
+		fresh_node_phases "$B/s6/rot-$i.json"
 		sleep 1
 	done
 	probe_stop || log "scenario 6: the probe reports lost writes"
