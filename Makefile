@@ -45,13 +45,13 @@ CORE_SRC = rotator/log.c rotator/util.c rotator/config.c rotator/audit.c \
 	   rotator/httpc.c rotator/daemon.c rotator/cli.c rotator/sentinel.c \
 	   adapters/adapter.c adapters/postgres.c adapters/redis.c \
 	   adapters/rdb.c \
-	   snapshots/manifest.c snapshots/store.c
+	   snapshots/manifest.c snapshots/store.c snapshots/copy.c
 MAIN_SRC = rotator/main.c
 CORE_OBJ = $(CORE_SRC:%.c=build/%.o)
 MAIN_OBJ = $(MAIN_SRC:%.c=build/%.o)
 
 UNIT_TESTS = test_config test_audit test_journal test_endpoint test_manifest \
-	     test_cluster test_rdb test_sentinel
+	     test_cluster test_rdb test_sentinel test_copy
 UNIT_BIN = $(UNIT_TESTS:%=build/tests/%)
 TOOLS = build/tests/pgwriter build/tests/rediswriter
 

@@ -36,17 +36,16 @@
 #include <unistd.h>
 
 #include <libpq-fe.h>
-#include <openssl/evp.h>
 
 #include "adapters/adapter.h"
 #include "rotator/cluster.h"
 #include "rotator/log.h"
 #include "rotator/provisioner.h"
+#include "snapshots/copy.h"
 
 #define PG_TOOL_TIMEOUT_MS (10 * 60 * 1000)
 #define PG_START_TIMEOUT_S "300"
 #define PG_WAL_SEGMENT (16 * 1024 * 1024)
-#define COPY_CHUNK (1 << 20)
 #define PG_VALUE_LEN 512
 #define PG_QUERY_TIMEOUT_MS 30000
 
@@ -716,7 +715,6 @@ struct walk {
 	json_t *expected; /* path -> {size, sha256}; entries removed */
 	uid_t uid;
 	gid_t gid;
-	char *buf;
 	char *err;
 	size_t errlen;
 	uint64_t bytes;
@@ -733,13 +731,9 @@ static int copy_verified(struct walk *w, const char *rel, const char *src,
 			 json_t *want)
 {
 	char *dst = w->dst ? xasprintf("%s/%s", w->dst, rel) : NULL;
-	unsigned char md[EVP_MAX_MD_SIZE];
-	char hex[SHA256_HEX_LEN + 1];
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	char hex[COPY_HEX_LEN + 1];
 	int in = open(src, O_RDONLY | O_CLOEXEC), out = -1, rc = -1;
-	uint64_t size = 0;
-	unsigned int mdlen;
-	ssize_t n;
+	int64_t size;
 
 	if (in == -1)
 		goto io_error;
@@ -748,25 +742,10 @@ static int copy_verified(struct walk *w, const char *rel, const char *src,
 		if (out == -1 || fchown(out, w->uid, w->gid) == -1)
 			goto io_error;
 	}
-	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-	while ((n = read(in, w->buf, COPY_CHUNK)) > 0) {
-		EVP_DigestUpdate(ctx, w->buf, (size_t)n);
-		size += (uint64_t)n;
-		for (ssize_t off = 0; out != -1 && off < n;) {
-			ssize_t m = write(out, w->buf + off, (size_t)(n - off));
-
-			if (m == -1)
-				goto io_error;
-			off += m;
-		}
-	}
-	if (n == -1)
+	size = copy_hashed(in, out, hex);
+	if (size == -1)
 		goto io_error;
-	EVP_DigestFinal_ex(ctx, md, &mdlen);
-	for (unsigned int i = 0; i < mdlen; i++)
-		sprintf(hex + 2 * i, "%02x", md[i]);
-	if ((uint64_t)json_integer_value(json_object_get(want, "size")) !=
-		    size ||
+	if (json_integer_value(json_object_get(want, "size")) != size ||
 	    strcmp(json_string_value(json_object_get(want, "sha256")), hex)) {
 		snprintf(
 			w->err, w->errlen,
@@ -775,14 +754,13 @@ static int copy_verified(struct walk *w, const char *rel, const char *src,
 		w->mismatch = true;
 		goto out;
 	}
-	w->bytes += size;
+	w->bytes += (uint64_t)size;
 	rc = 0;
 	goto out;
 io_error:
 	snprintf(w->err, w->errlen, "could not copy \"%s\": %s", rel,
 		 strerror(errno));
 out:
-	EVP_MD_CTX_free(ctx);
 	if (in != -1)
 		close(in);
 	if (out != -1)
@@ -859,7 +837,6 @@ static int walk_snapshot(struct cluster *cl, const char *src, const char *dst,
 	w.mismatch = false;
 	if (prov_owner(cl, &w.uid, &w.gid, err, errlen) == -1)
 		goto out;
-	w.buf = xmalloc(COPY_CHUNK);
 	walk_state = &w;
 	if (nftw(src, walk_entry, 64, FTW_PHYS) != 0) {
 		if (!err[0])
@@ -878,7 +855,6 @@ static int walk_snapshot(struct cluster *cl, const char *src, const char *dst,
 	rc = 0;
 out:
 	walk_state = NULL;
-	free(w.buf);
 	json_decref(w.expected);
 	return rc == -1 && w.mismatch ? -2 : rc;
 }
