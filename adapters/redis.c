@@ -41,6 +41,7 @@
 #include "rotator/cluster.h"
 #include "rotator/log.h"
 #include "rotator/provisioner.h"
+#include "snapshots/copy.h"
 
 #define RD_CONNECT_MS 2000
 #define RD_QUERY_MS 10000
@@ -1087,41 +1088,28 @@ out:
  * Returns 0, -2 when its size or hash differ from WANT_SIZE and WANT, or
  * -1 for an I/O failure, after writing ERR.
  */
-static int copy_hashed(struct cluster *cl, const char *src, const char *dst,
-		       uint64_t want_size, const char *want, char *err,
-		       size_t errlen)
+static int copy_rdb(struct cluster *cl, const char *src, const char *dst,
+		    uint64_t want_size, const char *want, char *err,
+		    size_t errlen)
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	char hex[SHA256_HEX_LEN + 1], *buf = xmalloc(COPY_CHUNK);
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	char hex[COPY_HEX_LEN + 1];
 	int in = open(src, O_RDONLY | O_CLOEXEC), out = -1, rc = -1;
-	uint64_t size = 0;
-	unsigned int mdlen;
+	int64_t size;
 	uid_t uid;
 	gid_t gid;
-	ssize_t n;
 
 	if (in == -1 || prov_owner(cl, &uid, &gid, err, errlen) == -1)
 		goto io_error;
 	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (out == -1 || fchown(out, uid, gid) == -1)
 		goto io_error;
-	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-	while ((n = read(in, buf, COPY_CHUNK)) > 0) {
-		EVP_DigestUpdate(ctx, buf, (size_t)n);
-		size += (uint64_t)n;
-		if (write_all(out, buf, (size_t)n) == -1)
-			goto io_error;
-	}
-	if (n == -1 || fsync(out) == -1)
+	size = copy_hashed(in, out, hex);
+	if (size == -1 || fsync(out) == -1)
 		goto io_error;
-	EVP_DigestFinal_ex(ctx, md, &mdlen);
-	for (unsigned int i = 0; i < mdlen; i++)
-		sprintf(hex + 2 * i, "%02x", md[i]);
-	if (size != want_size || strcmp(hex, want) != 0) {
+	if ((uint64_t)size != want_size || strcmp(hex, want) != 0) {
 		snprintf(err, errlen,
 			 "file \"" RDB_FILE "\" of the snapshot does not match "
-			 "its manifest (%" PRIu64 " bytes, SHA-256 %.12s...)",
+			 "its manifest (%" PRId64 " bytes, SHA-256 %.12s...)",
 			 size, hex);
 		rc = -2;
 		goto out;
@@ -1132,12 +1120,10 @@ io_error:
 	snprintf(err, errlen, "could not copy \"%s\": %s", src,
 		 strerror(errno));
 out:
-	EVP_MD_CTX_free(ctx);
 	if (in != -1)
 		close(in);
 	if (out != -1)
 		close(out);
-	free(buf);
 	return rc;
 }
 
@@ -1171,7 +1157,7 @@ static int rd_seed(struct cluster *cl, const char *dir, json_t *manifest,
 	}
 
 	/* Steps 1 and 2. */
-	rc = copy_hashed(cl, src, dst, size, want, err, errlen);
+	rc = copy_rdb(cl, src, dst, size, want, err, errlen);
 	if (rc != 0)
 		goto out;
 	if (rdb_check_file(dst, &info, sha, &size, err, errlen) == -1) {
