@@ -44,7 +44,8 @@
 #include "snapshots/copy.h"
 
 #define PG_TOOL_TIMEOUT_MS (10 * 60 * 1000)
-#define PG_START_TIMEOUT_S "300"
+#define PG_START_TIMEOUT_MS (300 * 1000)
+#define PG_START_POLL_MS 5
 #define PG_WAL_SEGMENT (16 * 1024 * 1024)
 #define PG_VALUE_LEN 512
 #define PG_QUERY_TIMEOUT_MS 30000
@@ -416,6 +417,76 @@ static int include_node_conf(struct cluster *cl, const struct node *n,
 	return rc;
 }
 
+/*
+ * Lines 1 (pid), 3 (start time) and 8 (status) of DIR's postmaster.pid
+ * into PID, START and STATUS; empty when there is no such file.
+ */
+static void read_pid_file(const char *path, long *pid, char *start,
+			  size_t startlen, char *status, size_t statuslen)
+{
+	char line[128];
+	FILE *f = fopen(path, "re");
+
+	*pid = 0;
+	start[0] = status[0] = '\0';
+	for (int i = 1; f && i <= 8 && fgets(line, sizeof(line), f); i++) {
+		line[strcspn(line, " \n")] = '\0';
+		if (i == 1)
+			*pid = strtol(line, NULL, 10);
+		else if (i == 3)
+			snprintf(start, startlen, "%s", line);
+		else if (i == 8)
+			snprintf(status, statuslen, "%s", line);
+	}
+	if (f)
+		fclose(f);
+}
+
+/*
+ * Wait until the postmaster of data directory DIR says, in its
+ * postmaster.pid, that it accepts connections ("ready", or "standby" for
+ * a hot standby), as pg_ctl -w does, but every PG_START_POLL_MS rather
+ * than every 100 ms: a fresh node's start is part of every rotation.  A
+ * file left by a postmaster that died (STALE_START, its start time) does
+ * not count.
+ */
+static int wait_ready(const char *dir, const char *logf,
+		      const char *stale_start, char *err, size_t errlen)
+{
+	char *path = xasprintf("%s/postmaster.pid", dir);
+	int64_t deadline = now_ms() + PG_START_TIMEOUT_MS;
+	char start[32], status[32];
+	int rc = -1;
+	long pid;
+
+	while (rc == -1 && now_ms() < deadline) {
+		read_pid_file(path, &pid, start, sizeof(start), status,
+			      sizeof(status));
+		if (pid > 0 && strcmp(start, stale_start) != 0) {
+			if (kill((pid_t)pid, 0) == -1 && errno == ESRCH) {
+				snprintf(err, errlen,
+					 "server in \"%s\" stopped while "
+					 "starting; see \"%s\"",
+					 dir, logf);
+				free(path);
+				return -1;
+			}
+			if (strcmp(status, "ready") == 0 ||
+			    strcmp(status, "standby") == 0)
+				rc = 0;
+		}
+		if (rc == -1)
+			sleep_ms(PG_START_POLL_MS);
+	}
+	if (rc == -1)
+		snprintf(err, errlen,
+			 "server in \"%s\" did not start within %d s; see "
+			 "\"%s\"",
+			 dir, PG_START_TIMEOUT_MS / 1000, logf);
+	free(path);
+	return rc;
+}
+
 static int pg_start(struct cluster *cl, const struct node *n, char *err,
 		    size_t errlen)
 {
@@ -423,9 +494,8 @@ static int pg_start(struct cluster *cl, const struct node *n, char *err,
 	char *logf = n->adopted ? xasprintf("%s/logs/adopted-%d.log", cl->dir,
 					    n->generation)
 				: xasprintf("%s/postgres.log", n->dir);
-	const char *argv[] = {
-		"-D",	 dir,  "-l", logf, "-w", "-t", PG_START_TIMEOUT_S,
-		"start", NULL, NULL, NULL};
+	const char *argv[] = {"-D",    dir,  "-l", logf, "-W",
+			      "start", NULL, NULL, NULL};
 	int rc = 0;
 
 	/* An adopted server logs beside rotator's state, as run_as. */
@@ -439,13 +509,23 @@ static int pg_start(struct cluster *cl, const struct node *n, char *err,
 	/* An adopted server may keep its configuration elsewhere. */
 	if (n->conf_file) {
 		conf = xasprintf("-c config_file=%s", n->conf_file);
-		argv[7] = "-o";
-		argv[8] = conf;
-		argv[9] = "start";
+		argv[5] = "-o";
+		argv[6] = conf;
+		argv[7] = "start";
 	}
-	if (rc == 0)
+	if (rc == 0) {
+		char *pidfile = xasprintf("%s/postmaster.pid", dir);
+		char stale[32], status[32];
+		long pid;
+
+		read_pid_file(pidfile, &pid, stale, sizeof(stale), status,
+			      sizeof(status));
+		free(pidfile);
 		rc = prov_run(cl, "pg_ctl", argv, NULL, NULL,
 			      PG_TOOL_TIMEOUT_MS, err, errlen);
+		if (rc == 0)
+			rc = wait_ready(dir, logf, stale, err, errlen);
+	}
 	free(conf);
 	free(logf);
 	free(dir);
