@@ -2,7 +2,7 @@
 #
 #   make              build bin/rotator and the test programs
 #   make check        install what the tests need, build, run every test
-#   make demo         rotate a throwaway PostgreSQL cluster under a writer
+#   make demo         rotate a PostgreSQL and a Redis cluster under writers
 #   make bench        measure rotations beside baselines (QUICK=1: smaller)
 #   make SANITIZE=1   AddressSanitizer and UBSan build
 #   make V=1          show full command lines

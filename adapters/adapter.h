@@ -100,7 +100,10 @@ struct adapter {
 	int (*verify_replica)(struct cluster *cl, struct node *fresh,
 			      struct node *primary, char *err, size_t errlen);
 
-	/* Cheap work on OLD that makes the fence faster (a checkpoint). */
+	/*
+	 * Work on OLD, still serving, that makes the fence faster or surer (a
+	 * checkpoint; ending replication to every node but the fresh one).
+	 */
 	int (*prepare_switch)(struct cluster *cl, struct node *old, char *err,
 			      size_t errlen);
 

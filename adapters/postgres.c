@@ -1372,16 +1372,40 @@ out:
 }
 
 /* A checkpoint of a busy primary may take long: it is not yet held. */
+/*
+ * Before the switch, while the old primary still serves:
+ *
+ * - a CHECKPOINT, so that the shutdown checkpoint has little to write;
+ * - every WAL sender but the fresh node's is ended.  A fast shutdown
+ *   waits until each WAL sender has sent everything and heard it
+ *   flushed, so one replica that hangs would hold the fence past its
+ *   deadline.  The other replicas lose nothing: they reconnect (a hung
+ *   one cannot), and after the switch they follow the fresh node, which
+ *   has all the old primary wrote.
+ */
 static int pg_prepare_switch(struct cluster *cl, struct node *old, char *err,
 			     size_t errlen)
 {
 	PGconn *conn = pg_connect(cl, old, err, errlen);
-	int rc;
+	char sql[256];
+	int fresh = 0, rc;
 
 	if (!conn)
 		return -1;
 	rc = pg_row_within(conn, "CHECKPOINT", NULL, 0,
 			   cl->cfg->catch_up_timeout_ms, err, errlen);
+	pthread_mutex_lock(&cl->lock);
+	for (int i = 0; i < cl->n_nodes; i++)
+		if (cl->nodes[i].role == NODE_FRESH)
+			fresh = cl->nodes[i].generation;
+	pthread_mutex_unlock(&cl->lock);
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(pg_terminate_backend(pid)) FROM "
+		 "pg_stat_replication WHERE application_name <> '%s_%d'",
+		 cl->cfg->name, fresh);
+	if (rc == 0 && fresh > 0)
+		rc = pg_row_within(conn, sql, NULL, 0, PG_QUERY_TIMEOUT_MS, err,
+				   errlen);
 	PQfinish(conn);
 	return rc;
 }

@@ -51,6 +51,13 @@
 #define RD_IDLE_MS 60000 /* silence allowed during a transfer */
 #define RD_TOOL_MS (10 * 60 * 1000)
 #define RD_STOP_STEP_MS 10000
+/*
+ * The fence's write pause outlasts the switch deadline by this much, so
+ * that the promotion always finds the old primary still paused and can
+ * demote it, or kill it when it does not answer, before it could take
+ * a write again.
+ */
+#define RD_PAUSE_MARGIN_MS 2000
 #define RD_VALUE_LEN 256
 #define RDB_FILE "dump.rdb"
 #define COPY_CHUNK (1 << 20)
@@ -416,8 +423,8 @@ static int write_node_conf(struct cluster *cl, const struct node *n,
 	       "port %d\nbind 127.0.0.1\nprotected-mode yes\n"
 	       "daemonize yes\npidfile \"%s/redis.pid\"\n"
 	       "logfile \"%s/redis.log\"\ndir \"%s\"\n"
-	       "dbfilename " RDB_FILE "\nreplica-serve-stale-data no\n"
-	       "replica-read-only yes\n",
+	       "dbfilename " RDB_FILE "\nrdbchecksum yes\n"
+	       "replica-serve-stale-data no\nreplica-read-only yes\n",
 	       n->port, n->dir, n->dir, n->dir);
 	append_auth(&text, cl, &cr);
 	creds_release(&cr);
@@ -598,6 +605,24 @@ static int rd_adopt(struct cluster *cl, struct node *n, char *err,
 	free(text);
 	if (strncmp(ver, "7.", 2) != 0) {
 		snprintf(err, errlen, "server version %s is not 7", ver);
+		goto out;
+	}
+
+	/*
+	 * Adopted with an account of its own: give it auth.user too, so
+	 * that clients can use the account that every later node has from
+	 * the start.  In memory only (no ACL SAVE): the adopted server
+	 * goes at its first rotation.
+	 */
+	if (cl->cfg->adopt_user &&
+	    strcmp(cl->cfg->adopt_user, cl->cfg->auth_user) != 0 &&
+	    rd_ok(c, err, errlen, "ACL SETUSER %s on >%s ~* &* +@all",
+		  cl->cfg->auth_user, cl->password) == -1) {
+		/* The server's answer may quote the password: not kept. */
+		snprintf(err, errlen,
+			 "could not add user \"%s\" to the adopted server "
+			 "(ACL SETUSER failed)",
+			 cl->cfg->auth_user);
 		goto out;
 	}
 	free(n->dir);
@@ -1434,9 +1459,9 @@ static int pause_and_offset(redisContext *c, int64_t deadline, int64_t *offset,
 }
 
 /*
- * Fence: writes on the old primary are paused until the deadline (the
- * pause ends by itself if rotator dies); its master_repl_offset is the
- * fence point.
+ * Fence: writes on the old primary are paused until RD_PAUSE_MARGIN_MS
+ * past the deadline (the pause ends by itself if rotator dies); its
+ * master_repl_offset is the fence point.
  */
 static int rd_fence(struct cluster *cl, struct node *old,
 		    struct fence_point *point, int64_t deadline, char *err,
@@ -1448,7 +1473,8 @@ static int rd_fence(struct cluster *cl, struct node *old,
 
 	if (!c)
 		return -1;
-	rc = pause_and_offset(c, deadline, &offset, err, errlen);
+	rc = pause_and_offset(c, deadline + RD_PAUSE_MARGIN_MS, &offset, err,
+			      errlen);
 	redisFree(c);
 	if (rc == -1)
 		return -1;
@@ -1512,38 +1538,81 @@ static int rd_wait_replayed(struct cluster *cl, struct node *fresh,
 }
 
 /*
+ * The old primary did not answer while its write pause still holds:
+ * kill it (SIGKILL, with SIGCONT for a stopped process) and wait until
+ * it is gone, so that it can acknowledge nothing once the pause ends.
+ * An adopted node whose pid rotator does not know cannot be killed: then
+ * -1, and FRESH is not promoted.
+ */
+static int kill_old(struct cluster *cl, struct node *old, const char *reason,
+		    char *err, size_t errlen)
+{
+	pid_t pid = node_pid(old);
+	char why[256];
+
+	snprintf(why, sizeof(why), "%s", reason);
+	if (pid <= 0 || !pid_alive(pid)) {
+		snprintf(err, errlen,
+			 "old primary does not answer (%s) and rotator "
+			 "knows no process of it to stop",
+			 why);
+		return -1;
+	}
+	slog_warning(cl->scope,
+		     "old primary %s:%d does not answer (%s): killing "
+		     "redis-server %d before its write pause ends",
+		     old->host, old->port, why, (int)pid);
+	kill(pid, SIGCONT);
+	kill(pid, SIGKILL);
+	if (!wait_gone(pid, now_ms() + RD_STOP_STEP_MS)) {
+		snprintf(err, errlen, "could not kill redis-server %d",
+			 (int)pid);
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Make the old primary OLD a replica of FRESH, after making sure (again)
  * that FRESH has everything OLD holds: the pause may have lapsed since
- * the fence if this is a second request.  Returns 0 or -1.
+ * the fence if this is a second request.  If OLD does not answer in
+ * half the time left, it is killed instead (kill_old()): a node that
+ * does not answer might still, once its pause has ended, take writes
+ * that FRESH never sees.  Returns 0 or -1.
  */
 static int demote_old(struct cluster *cl, redisContext *fc, struct node *old,
 		      struct node *fresh, int64_t deadline, char *err,
 		      size_t errlen)
 {
-	redisContext *c = rd_connect(cl, old, left_ms(deadline), err, errlen);
+	int64_t budget = left_ms(deadline) / 2;
+	int64_t half = now_ms() + (budget < 50 ? 50 : budget);
+	redisContext *c = rd_connect(cl, old, left_ms(half), err, errlen);
 	char role[32];
 	int64_t offset;
 	int rc = -1;
 
-	if (!c) {
-		/* It cannot take writes if it cannot be reached. */
-		slog_warning(cl->scope, "old primary: %s", err);
-		return 0;
-	}
+	if (!c)
+		return kill_old(cl, old, err, err, errlen);
 	if (rd_role(c, role, sizeof(role), &offset, err, errlen) == -1)
-		goto out;
+		goto failed;
 	if (strcmp(role, "master") != 0) {
 		rc = 0;
 		goto out;
 	}
-	if (pause_and_offset(c, deadline, &offset, err, errlen) == -1 ||
-	    wait_offset(fc, offset, deadline, err, errlen) == -1)
-		goto out;
+	if (pause_and_offset(c, deadline, &offset, err, errlen) == -1)
+		goto failed;
+	if (wait_offset(fc, offset, deadline, err, errlen) == -1)
+		goto out; /* FRESH lacks writes: OLD must stay the primary */
 	if (old->adopted &&
 	    rd_ok(c, err, errlen, "CONFIG SET masteruser %s masterauth %s",
 		  cl->cfg->auth_user, cl->password) == -1)
 		slog_warning(cl->scope, "old primary: %s", err);
 	rc = rd_ok(c, err, errlen, "REPLICAOF %s %d", fresh->host, fresh->port);
+	if (rc == -1)
+		goto failed;
+	goto out;
+failed:
+	rc = kill_old(cl, old, err, err, errlen);
 out:
 	redisFree(c);
 	return rc;

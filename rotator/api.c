@@ -210,6 +210,31 @@ static const char *requester_of(struct evhttp_request *req, json_t *body,
 	return buf;
 }
 
+/*
+ * Answer 400 when BODY has a member not in KEYS: a misspelt "node"
+ * must not turn into a rotation of every node.  Returns true then.
+ */
+static bool unknown_member(json_t *body, const char *const *keys,
+			   struct evhttp_request *req)
+{
+	const char *key;
+	json_t *value;
+
+	json_object_foreach (body, key, value) {
+		bool known = false;
+
+		for (const char *const *k = keys; *k; k++)
+			known |= strcmp(key, *k) == 0;
+		if (!known) {
+			reply_error(req, 400, "unknown member \"%.64s\"", key);
+			return true;
+		}
+	}
+	return false;
+}
+
+static const char *const rotate_keys[] = {"reason", "requester", "node", NULL};
+
 static void post_rotate(struct api *api, struct evhttp_request *req,
 			struct cluster *cl)
 {
@@ -220,6 +245,10 @@ static void post_rotate(struct api *api, struct evhttp_request *req,
 
 	if (!body)
 		return;
+	if (unknown_member(body, rotate_keys, req)) {
+		json_decref(body);
+		return;
+	}
 	reason = json_object_get(body, "reason");
 	node = json_object_get(body, "node");
 	if ((reason && !json_is_string(reason)) ||

@@ -279,8 +279,14 @@ static int wait_rotation(struct cli *cli, const char *id)
 			last_answer = now_ms();
 			print_steps(rot, &seen);
 			state = jstr(rot, "state");
-			if (strcmp(state, "done") == 0 ||
-			    strcmp(state, "aborted") == 0) {
+			/*
+			 * The state turns done or aborted as its journal
+			 * record is written; the rotation has ended once
+			 * finished_at is there, its last step listed.
+			 */
+			if ((strcmp(state, "done") == 0 ||
+			     strcmp(state, "aborted") == 0) &&
+			    json_object_get(rot, "finished_at")) {
 				int rc = strcmp(state, "done") == 0 ? 0 : 1;
 
 				if (rc)

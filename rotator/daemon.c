@@ -608,6 +608,7 @@ static void reload(struct daemon *d)
 		pthread_mutex_lock(&cl->lock);
 		cl->cfg = next;
 		arm_schedules(cl);
+		cl->next_replica_check = 0; /* a new count applies at once */
 		pthread_mutex_unlock(&cl->lock);
 	}
 	if (cfg->n_clusters != d->n_clusters)
@@ -641,6 +642,17 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	on_tick(-1, 0, d);
 }
 
+/* Put the file and the key of cluster INDEX before the message in ERR. */
+static void keyed_error(struct daemon *d, int index, const char *key, char *err,
+			size_t errlen)
+{
+	char why[ERRLEN];
+
+	snprintf(why, sizeof(why), "%s", err);
+	snprintf(err, errlen, "%s: clusters[%d].%s: %.400s", d->cfg->path,
+		 index, key, why);
+}
+
 /* Open the cluster of CFG: its directory, secret, state and endpoint. */
 static struct cluster *cluster_open(struct daemon *d,
 				    struct config_cluster *cfg, int index,
@@ -670,6 +682,20 @@ static struct cluster *cluster_open(struct daemon *d,
 			d->cfg->path, index, cfg->engine);
 		return cl;
 	}
+	if (cfg->adopt_password_file) {
+		char *secret = read_secret_file(cfg->adopt_password_file,
+						secret_err, sizeof(secret_err));
+
+		if (!secret) {
+			snprintf(
+				err, errlen,
+				"%s: clusters[%d].connection.password_file: %s",
+				d->cfg->path, index, secret_err);
+			return cl;
+		}
+		explicit_bzero(secret, strlen(secret));
+		free(secret);
+	}
 	if (mkdir_p(cl->dir, 0711) == -1 || chmod(cl->dir, 0711) == -1) {
 		snprintf(err, errlen, "could not create \"%s\": %s", cl->dir,
 			 strerror(errno));
@@ -686,8 +712,10 @@ static struct cluster *cluster_open(struct daemon *d,
 	cl->endpoint =
 		endpoint_new(d->base, cfg->name, cfg->endpoint_host,
 			     cfg->endpoint_port, cfg->hold_ms, err, errlen);
-	if (!cl->endpoint)
+	if (!cl->endpoint) {
+		keyed_error(d, index, "endpoint.listen", err, errlen);
 		return cl;
+	}
 	if (cfg->read_host) {
 		char name[64];
 
@@ -695,15 +723,21 @@ static struct cluster *cluster_open(struct daemon *d,
 		cl->reader =
 			endpoint_new(d->base, name, cfg->read_host,
 				     cfg->read_port, cfg->hold_ms, err, errlen);
-		if (!cl->reader)
+		if (!cl->reader) {
+			keyed_error(d, index, "endpoint.read_listen", err,
+				    errlen);
 			return cl;
+		}
 	}
 	if (cfg->sentinel_host) {
 		cl->sentinel =
 			sentinel_new(d->base, cfg->name, cfg->sentinel_host,
 				     cfg->sentinel_port, err, errlen);
-		if (!cl->sentinel)
+		if (!cl->sentinel) {
+			keyed_error(d, index, "endpoint.sentinel_listen", err,
+				    errlen);
 			return cl;
+		}
 	}
 	err[0] = '\0';
 	return cl;

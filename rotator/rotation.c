@@ -806,9 +806,13 @@ static void announce_leg(struct rotation *rot)
 			 rot->legs[rot->leg].kind == LEG_REMOVE ? "remove"
 								: "replace",
 			 rot->old.generation);
-	milestone(rot, "+node", "%s, %s, leg %d of %d", what,
-		  rot->replica ? "a replica" : "the primary", rot->leg + 1,
-		  rot->n_legs);
+	if (rot->legs[rot->leg].kind == LEG_ADD)
+		milestone(rot, "+node", "%s, leg %d of %d", what, rot->leg + 1,
+			  rot->n_legs);
+	else
+		milestone(rot, "+node", "%s, %s, leg %d of %d", what,
+			  rot->replica ? "a replica" : "the primary",
+			  rot->leg + 1, rot->n_legs);
 }
 
 /*
@@ -918,18 +922,22 @@ static int plan_legs(struct cluster *cl, struct rotation *rot, int node,
 		     char *err, size_t errlen)
 {
 	struct node *primary = cluster_primary(cl), *n;
-	int replicas = 0;
+	int replicas = 0, surplus, seen = 0;
 
+	for (int i = 0; i < cl->n_nodes; i++)
+		replicas += cl->nodes[i].role == NODE_REPLICA;
+	surplus = replicas - cl->cfg->replicas;
+
+	/* Members are in generation order: the oldest replicas go first. */
 	for (int i = 0; i < cl->n_nodes; i++) {
 		n = &cl->nodes[i];
 		if (n->role != NODE_REPLICA)
 			continue;
-		replicas++;
+		seen++;
 		if (node == ROTATE_ALL && rot->n_legs < ROTATION_MAX_LEGS - 1)
 			rot->legs[rot->n_legs++] =
 				(struct leg){LEG_REPLACE, n->generation};
-		else if (node == ROTATE_REPLICAS &&
-			 replicas > cl->cfg->replicas &&
+		else if (node == ROTATE_REPLICAS && seen <= surplus &&
 			 rot->n_legs < ROTATION_MAX_LEGS)
 			rot->legs[rot->n_legs++] =
 				(struct leg){LEG_REMOVE, n->generation};

@@ -169,4 +169,31 @@ check "the abort is recorded" \
 	sh -c "'$ROTATOR' -c '$T/rotator.json' audit list | grep rotation_aborted | grep -q 'stopped during verifying'"
 check "both replicas stream" wait_for 30 replicas_follow
 check "audit verify passes after the crash" rot audit verify
+
+# A replica that hangs (its processes stopped) must not hold the fence of
+# a primary's rotation: the old primary's WAL senders to replicas other
+# than the fresh node are ended before the switch.
+frozen_port=$(ports replica | head -n 1)
+frozen_pm=""
+for f in "$T"/state/clusters/orders/nodes/*/data/postmaster.pid; do
+	[ "$(sed -n 4p "$f")" = "$frozen_port" ] && frozen_pm=$(head -n 1 "$f")
+done
+frozen="$frozen_pm $(pgrep -P "$frozen_pm" | tr '\n' ' ')"
+kill -STOP $frozen
+"$PGWRITER" 127.0.0.1 "$EP_PORT" rotator "$T/password" 300 200 \
+	>"$T/writer2.json" 2>"$T/writer2.err" &
+WRITER=$!
+sleep 1
+check "with a hung replica, the primary still rotates" \
+	rotate_wait "$T/hung.out" --node "$(members primary)"
+grep -F -e +released -e -replica-lost -e aborted "$T/hung.out"
+held=$(sed -n 's/.*connections held for \([0-9]*\) ms.*/\1/p' "$T/hung.out")
+check "and writes were held ${held:-?} ms, within hold_ms" \
+	[ "${held:-99999}" -lt 5000 ]
+kill -CONT $frozen
+kill -TERM "$WRITER"
+check "the writer lost nothing with a hung replica" wait "$WRITER"
+cat "$T/writer2.json"
+check "two replicas stream from the new primary again" \
+	wait_for 120 replicas_follow
 finish

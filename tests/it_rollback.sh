@@ -40,9 +40,11 @@ check "audit verify passes" rot audit verify
 # primary's fast shutdown then waits on its walsender for a flush that
 # never comes, the switch misses its deadline, and the rollback must
 # still bring the old primary back.  The receiver is stopped at
-# +caught-up, before the switch starts, so the fence cannot win the race.
+# +caught-up; a canary that sleeps 3 s keeps the switch from starting
+# before the test has stopped it, however loaded the machine.
 write_config 17078 16448 15730-15749 ',
-      "rotation": { "switch_timeout": "2s" }'
+      "rotation": { "switch_timeout": "2s" },
+      "verify": { "canary": [ "SELECT pg_sleep(3)" ] }'
 stop_daemon
 check "the daemon starts with a 2 s switch deadline" start_daemon
 timeout 300 "$ROTATOR" -c "$T/rotator.json" rotate orders --wait \
