@@ -637,8 +637,8 @@ static void expect_protocol_error(const char *text, size_t len, const char *why)
 
 static void test_garbage(void **state)
 {
-	size_t big = 70 * 1024;
-	char *buf = xmalloc(big);
+	static char buf[70 * 1024];
+	const size_t big = sizeof(buf);
 	int fd;
 
 	expect_protocol_error("*abc\r\n", 6, "invalid multibulk length");
@@ -668,7 +668,6 @@ static void test_garbage(void **state)
 	send(fd, buf, 8192, MSG_NOSIGNAL);
 	close(fd);
 	roundtrip("PING\r\n", "+PONG\r\n");
-	free(buf);
 }
 
 /*
