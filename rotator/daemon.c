@@ -9,6 +9,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -974,6 +975,12 @@ int daemon_serve(const char *config_path)
 	int rc;
 
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * Job threads come and go, many at once at start-up (one per
+	 * cluster): two malloc arenas keep what they leave behind from
+	 * growing with the number of clusters.
+	 */
+	mallopt(M_ARENA_MAX, 2);
 	pthread_mutex_init(&d.events_lock, NULL);
 	evthread_use_pthreads();
 	d.base = event_base_new();
