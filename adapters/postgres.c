@@ -607,10 +607,24 @@ static int stop_postmaster(struct cluster *cl, struct node *n, int64_t fast_ms,
 		int64_t wait_ms;
 	} steps[] = {{SIGINT, fast_ms}, {SIGQUIT, 10000}, {SIGKILL, 10000}};
 	pid_t pid = postmaster_pid(n);
+	bool leader;
 
 	if (!pid_alive(pid))
 		return 0;
+
+	/*
+	 * pg_ctl starts the postmaster as the leader of its own process
+	 * group, which its backends share.  Each signal comes with a
+	 * SIGCONT to the group, so that a stopped postmaster, or stopped
+	 * children it waits for, can act on it; the last one, SIGKILL,
+	 * goes to the whole group, so that no child is left behind.
+	 */
+	leader = getpgid(pid) == pid;
 	for (size_t i = 0; i < sizeof(steps) / sizeof(*steps); i++) {
+		if (leader)
+			kill(-pid, SIGCONT);
+		if (leader && steps[i].sig == SIGKILL)
+			kill(-pid, SIGKILL);
 		if (kill(pid, steps[i].sig) == -1 && errno == ESRCH)
 			return 0;
 		if (wait_gone(pid, now_ms() + steps[i].wait_ms))

@@ -90,7 +90,8 @@ static json_t *read_body(struct evhttp_request *req)
 			    MAX_BODY);
 		return NULL;
 	}
-	body = json_loadb((const char *)evbuffer_pullup(in, -1), len, 0, &jerr);
+	body = json_loadb((const char *)evbuffer_pullup(in, -1), len,
+			  JSON_REJECT_DUPLICATES, &jerr);
 	if (!body) {
 		reply_error(req, 400,
 			    "malformed JSON at line %d, column %d: %s",

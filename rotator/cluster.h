@@ -42,6 +42,7 @@ struct node {
 	char *born_from; /* restore point id, "initdb", "empty", "adopt" */
 	int64_t born_at; /* wall-clock ms */
 	bool adopted;	 /* not created by rotator */
+	int strikes;	 /* failed health checks in a row; not saved */
 	char *conf_file; /* adopted: its configuration file, or NULL */
 };
 
@@ -76,6 +77,8 @@ struct cluster {
 	/* The last "snapshot verify" of this cluster, run by the daemon. */
 	char verify_id[64]; /* restore point, "" for none yet */
 	bool verify_running;
+	bool health_running;	   /* the replicas' health check */
+	int64_t next_health_check; /* monotonic ms */
 	bool verify_passed;
 	char verify_reason[512]; /* why it failed */
 

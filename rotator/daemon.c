@@ -40,6 +40,8 @@
 #define TICK_MS 1000
 #define START_TRIES 5
 #define REPLICA_RETRY_MS 30000 /* after a failed replica change */
+#define HEALTH_EVERY_MS 10000  /* replicas' health checks */
+#define HEALTH_STRIKES 2       /* failed checks in a row: replaced */
 
 static struct daemon *the_daemon;
 
@@ -444,6 +446,138 @@ static bool replicas_wanted(struct cluster *cl)
 	return want;
 }
 
+/*
+ * Whether replica R answers, follows PRIMARY and its link is up.  The
+ * adapter's catch_up() bounds every question (a hung node fails it in a
+ * few seconds); lag alone does not count against a replica.
+ */
+static bool replica_healthy(struct cluster *cl, struct node *r,
+			    struct node *primary, char *err)
+{
+	struct catch_up cu = {0};
+
+	if (cl->adapter->catch_up(cl, r, primary, &cu, err, ERRLEN) == -1)
+		return false;
+	if (!cu.streaming) {
+		snprintf(err, ERRLEN, "not replicating: %s", cu.detail);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * A replica that failed HEALTH_STRIKES checks in a row leaves the read
+ * set at once, is recorded (replica_lost) and destroyed; the replica
+ * count is then made good by a fresh one.
+ */
+static void drop_replica(struct cluster *cl, struct node *r, const char *why)
+{
+	char err[ERRLEN];
+	json_t *fields;
+	struct node *n;
+
+	pthread_mutex_lock(&cl->lock);
+	n = cluster_node(cl, r->generation);
+	if (n)
+		n->role = NODE_RETIRED;
+	if (cluster_save_state(cl) == -1)
+		slog_error(cl->scope, "could not save members");
+	pthread_mutex_unlock(&cl->lock);
+	cluster_publish(cl);
+	daemon_event(cl->daemon, cl->cfg->name, "-replica-lost", NULL,
+		     "generation %d: %s", r->generation, why);
+	fields = json_pack("{s:i, s:s}", "generation", r->generation, "reason",
+			   why);
+	if (audit_append(cl->daemon->audit, "replica_lost", cl->cfg->name,
+			 fields) == -1)
+		slog_error(cl->scope, "could not record the lost replica");
+	json_decref(fields);
+	if (cl->adapter->stop(cl, r, err, ERRLEN) == -1 ||
+	    prov_destroy(cl, r, err, ERRLEN) == -1) {
+		slog_error(cl->scope, "could not destroy replica %d: %s",
+			   r->generation, err);
+		return;
+	}
+	pthread_mutex_lock(&cl->lock);
+	cluster_remove_node(cl, r->generation);
+	if (cluster_save_state(cl) == -1)
+		slog_error(cl->scope, "could not save members");
+	pthread_mutex_unlock(&cl->lock);
+}
+
+/*
+ * The health check of CL's replicas, a job like the others: it runs only
+ * when it gets the job lock at once, so it never delays a rotation for
+ * long.  A replica seen unhealthy HEALTH_STRIKES times in a row is
+ * dropped (drop_replica()).
+ */
+static void *health_main(void *arg)
+{
+	struct cluster *cl = arg;
+	struct node replicas[MAX_REPLICAS + 1], primary = {0};
+	int strikes[MAX_REPLICAS + 1];
+	char err[ERRLEN];
+	int n = 0;
+
+	if (pthread_mutex_trylock(&cl->job_lock) != 0)
+		goto out;
+	pthread_mutex_lock(&cl->lock);
+	if (cluster_primary(cl))
+		node_copy(&primary, cluster_primary(cl));
+	for (int i = 0; i < cl->n_nodes && n <= MAX_REPLICAS; i++)
+		if (cl->nodes[i].role == NODE_REPLICA)
+			node_copy(&replicas[n++], &cl->nodes[i]);
+	pthread_mutex_unlock(&cl->lock);
+
+	for (int i = 0; primary.generation && i < n; i++) {
+		bool ok = replica_healthy(cl, &replicas[i], &primary, err);
+		struct node *m;
+
+		pthread_mutex_lock(&cl->lock);
+		m = cluster_node(cl, replicas[i].generation);
+		strikes[i] = m ? (m->strikes = ok ? 0 : m->strikes + 1) : 0;
+		pthread_mutex_unlock(&cl->lock);
+		if (ok)
+			continue;
+		slog_warning(cl->scope,
+			     "replica %d failed a health check (%d "
+			     "of %d): %s",
+			     replicas[i].generation, strikes[i], HEALTH_STRIKES,
+			     err);
+		if (strikes[i] >= HEALTH_STRIKES)
+			drop_replica(cl, &replicas[i], err);
+	}
+	for (int i = 0; i < n; i++)
+		node_release(&replicas[i]);
+	node_release(&primary);
+	pthread_mutex_unlock(&cl->job_lock);
+out:
+	pthread_mutex_lock(&cl->lock);
+	cl->health_running = false;
+	pthread_mutex_unlock(&cl->lock);
+	return NULL;
+}
+
+/* Start the health check of CL's replicas when one is due. */
+static void check_health(struct cluster *cl, int64_t now)
+{
+	bool start, replicas = false;
+
+	if (now < cl->next_health_check)
+		return;
+	cl->next_health_check = now + HEALTH_EVERY_MS;
+	pthread_mutex_lock(&cl->lock);
+	for (int i = 0; i < cl->n_nodes; i++)
+		replicas |= cl->nodes[i].role == NODE_REPLICA;
+	start = replicas && !cl->health_running && !cl->running &&
+		!cl->snapshot_running && !cl->verify_running;
+	if (start)
+		cl->health_running = true;
+	pthread_mutex_unlock(&cl->lock);
+	if (start)
+		spawn(health_main, cl);
+}
+
 /* The schedules, once a second on the loop thread. */
 static void tick_cluster(struct daemon *d, struct cluster *cl)
 {
@@ -460,6 +594,7 @@ static void tick_cluster(struct daemon *d, struct cluster *cl)
 			slog_info(cl->scope, "scheduled rotation skipped: %s",
 				  err);
 	}
+	check_health(cl, now);
 	if (now >= cl->next_replica_check && replicas_wanted(cl)) {
 		/* A failure is tried again a while later, not every second. */
 		cl->next_replica_check = now + REPLICA_RETRY_MS;
@@ -484,7 +619,7 @@ static bool jobs_running(struct daemon *d)
 
 		pthread_mutex_lock(&cl->lock);
 		busy |= cl->running != NULL || cl->snapshot_running ||
-			cl->verify_running ||
+			cl->verify_running || cl->health_running ||
 			(!cl->bootstrapped && !cl->bootstrap_failed);
 		pthread_mutex_unlock(&cl->lock);
 	}

@@ -663,15 +663,33 @@ static int join_replica(struct rotation *rot, char *err)
 	return 0;
 }
 
+/* Take replica GEN out of the read set at once: role retired. */
+static void retire_replica(struct cluster *cl, int gen)
+{
+	struct node *n;
+
+	pthread_mutex_lock(&cl->lock);
+	n = cluster_node(cl, gen);
+	if (n)
+		n->role = NODE_RETIRED;
+	if (cluster_save_state(cl) == -1)
+		slog_error(cl->scope, "could not save members");
+	pthread_mutex_unlock(&cl->lock);
+	cluster_publish(cl);
+}
+
 /*
  * After a primary's leg: make every replica follow the new primary.  A
- * replica that does not is destroyed rather than left following a node
- * that is gone; the daemon adds a fresh one in its place.
+ * replica that does not is taken out of the read set at once and, once
+ * every other replica has been asked, destroyed (a hung one can take a
+ * while to stop), rather than left following a node that is gone; the
+ * daemon adds a fresh one in its place.
  */
 static void follow_primary(struct rotation *rot)
 {
 	struct cluster *cl = rot->cl;
 	struct node replicas[MAX_REPLICAS + 1];
+	bool lost[MAX_REPLICAS + 1] = {false};
 	int n = 0;
 	char err[ERRLEN];
 
@@ -692,15 +710,17 @@ static void follow_primary(struct rotation *rot)
 			milestone(rot, "+followed",
 				  "generation %d follows generation %d",
 				  r->generation, rot->fresh.generation);
-		} else {
-			milestone(rot, "-replica-lost", "generation %d: %s",
-				  r->generation, err);
-			if (destroy_node(cl, r, err) == -1)
-				slog_error(cl->scope, "rotation %s: %s",
-					   rot->id, err);
-			cluster_publish(cl);
+			continue;
 		}
-		node_release(r);
+		milestone(rot, "-replica-lost", "generation %d: %s",
+			  r->generation, err);
+		retire_replica(cl, r->generation);
+		lost[i] = true;
+	}
+	for (int i = 0; i < n; i++) {
+		if (lost[i] && destroy_node(cl, &replicas[i], err) == -1)
+			slog_error(cl->scope, "rotation %s: %s", rot->id, err);
+		node_release(&replicas[i]);
 	}
 }
 

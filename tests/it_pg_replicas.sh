@@ -196,4 +196,24 @@ check "the writer lost nothing with a hung replica" wait "$WRITER"
 cat "$T/writer2.json"
 check "two replicas stream from the new primary again" \
 	wait_for 120 replicas_follow
+
+# A replica that hangs while no rotation runs: the health check takes it
+# out of the read set and replaces it.
+hung_port=$(ports replica | head -n 1)
+for f in "$T"/state/clusters/orders/nodes/*/data/postmaster.pid; do
+	[ "$(sed -n 4p "$f")" = "$hung_port" ] && hung_pm=$(head -n 1 "$f")
+done
+hung="$hung_pm $(pgrep -P "$hung_pm" | tr '\n' ' ')"
+kill -STOP $hung
+lost() { rot audit list | grep replica_lost | grep -q "not\|could"; }
+check "the health check records the hung replica as lost" wait_for 90 lost
+kill -CONT $hung
+not_hung() { ! ports replica | grep -qx "$hung_port"; }
+check "it is no longer a replica" not_hung
+check "a fresh replica takes its place" wait_for 120 replicas_follow
+check "reads through read_listen are answered" \
+	[ "$(PGPASSWORD=$(cat "$T/password") PGCONNECT_TIMEOUT=5 "$PG_BIN/psql" \
+		-X -A -t -q -h 127.0.0.1 -p $READ_PORT -U rotator -d postgres \
+		-c 'SELECT pg_is_in_recovery()')" = t ]
+check "audit verify passes at the end" rot audit verify
 finish
