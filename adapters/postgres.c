@@ -536,59 +536,17 @@ static int pg_start(struct cluster *cl, const struct node *n, char *err,
 static pid_t postmaster_pid(const struct node *n)
 {
 	char *dir = data_dir(n), *path = xasprintf("%s/postmaster.pid", dir);
-	FILE *f = fopen(path, "r");
-	long pid = 0;
+	pid_t pid = prov_read_pid(path);
 
 	free(dir);
 	free(path);
-	if (!f)
-		return 0;
-	if (fscanf(f, "%ld", &pid) != 1)
-		pid = 0;
-	fclose(f);
-	return (pid_t)pid;
-}
-
-/*
- * True while PID runs.  A postmaster is not our child (pg_ctl leaves it
- * to init), so after it exits it may linger as a zombie until init gets
- * round to reaping it: a zombie counts as gone.
- */
-static bool pid_alive(pid_t pid)
-{
-	char path[64], buf[256], *close_paren;
-	FILE *f;
-	size_t n;
-
-	if (pid <= 0 || (kill(pid, 0) == -1 && errno != EPERM))
-		return false;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return false;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	close_paren = strrchr(buf, ')');
-	return !(close_paren && close_paren[1] == ' ' &&
-		 (close_paren[2] == 'Z' || close_paren[2] == 'X'));
-}
-
-/* Wait until PID is gone, polling every millisecond until DEADLINE. */
-static bool wait_gone(pid_t pid, int64_t deadline)
-{
-	while (pid_alive(pid)) {
-		if (now_ms() > deadline)
-			return false;
-		sleep_ms(1);
-	}
-	return true;
+	return pid;
 }
 
 static int pg_ensure_running(struct cluster *cl, struct node *n, char *err,
 			     size_t errlen)
 {
-	if (pid_alive(postmaster_pid(n)))
+	if (prov_pid_alive(postmaster_pid(n)))
 		return 0;
 	return pg_start(cl, n, err, errlen);
 }
@@ -609,7 +567,7 @@ static int stop_postmaster(struct cluster *cl, struct node *n, int64_t fast_ms,
 	pid_t pid = postmaster_pid(n);
 	bool leader;
 
-	if (!pid_alive(pid))
+	if (!prov_pid_alive(pid))
 		return 0;
 
 	/*
@@ -627,7 +585,7 @@ static int stop_postmaster(struct cluster *cl, struct node *n, int64_t fast_ms,
 			kill(-pid, SIGKILL);
 		if (kill(pid, steps[i].sig) == -1 && errno == ESRCH)
 			return 0;
-		if (wait_gone(pid, now_ms() + steps[i].wait_ms))
+		if (prov_wait_gone(pid, now_ms() + steps[i].wait_ms))
 			return 0;
 		log_warning("postmaster %d of %s/%d ignored signal %d", pid,
 			    cl->cfg->name, n->generation, steps[i].sig);
@@ -1112,7 +1070,7 @@ static int pg_adopt(struct cluster *cl, struct node *n, char *err,
 	own_conf = xasprintf("%s/postgresql.conf", v[2]);
 	n->conf_file = strcmp(own_conf, v[3]) ? xstrdup(v[3]) : NULL;
 	free(own_conf);
-	if (!pid_alive(postmaster_pid(n))) {
+	if (!prov_pid_alive(postmaster_pid(n))) {
 		snprintf(err, errlen, "no postmaster runs in \"%s\"", v[2]);
 		return -1;
 	}
@@ -1463,7 +1421,7 @@ static int pg_fence(struct cluster *cl, struct node *old,
 	char state[64], where[64];
 	int rc = -1;
 
-	if (!pid_alive(pid)) {
+	if (!prov_pid_alive(pid)) {
 		snprintf(err, errlen, "old primary is not running");
 		goto out;
 	}
@@ -1472,7 +1430,7 @@ static int pg_fence(struct cluster *cl, struct node *old,
 			 (int)pid, strerror(errno));
 		goto out;
 	}
-	if (!wait_gone(pid, deadline)) {
+	if (!prov_wait_gone(pid, deadline)) {
 		snprintf(err, errlen, "old primary did not shut down in time");
 		goto out;
 	}

@@ -443,55 +443,14 @@ out:
 static pid_t node_pid(const struct node *n)
 {
 	char *path;
-	FILE *f;
-	long pid = 0;
+	pid_t pid;
 
 	if (!n->dir)
 		return 0;
 	path = pid_path(n);
-	f = fopen(path, "r");
+	pid = prov_read_pid(path);
 	free(path);
-	if (!f)
-		return 0;
-	if (fscanf(f, "%ld", &pid) != 1)
-		pid = 0;
-	fclose(f);
-	return (pid_t)pid;
-}
-
-/*
- * True while PID runs.  A daemonized server is not our child; once it
- * exits it may linger as a zombie until init reaps it: that counts as
- * gone.
- */
-static bool pid_alive(pid_t pid)
-{
-	char path[64], buf[256], *close_paren;
-	FILE *f;
-	size_t n;
-
-	if (pid <= 0 || (kill(pid, 0) == -1 && errno != EPERM))
-		return false;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return false;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	close_paren = strrchr(buf, ')');
-	return !(close_paren && close_paren[1] == ' ' &&
-		 (close_paren[2] == 'Z' || close_paren[2] == 'X'));
-}
-
-static bool wait_gone(pid_t pid, int64_t deadline)
-{
-	while (pid_alive(pid)) {
-		if (now_ms() > deadline)
-			return false;
-		sleep_ms(2);
-	}
-	return true;
+	return pid;
 }
 
 /*
@@ -514,7 +473,7 @@ static int wait_ready(struct cluster *cl, const struct node *n,
 		redisFree(c);
 		if (rc == 0)
 			return 0;
-		if (now_ms() - started > 1000 && !pid_alive(node_pid(n))) {
+		if (now_ms() - started > 1000 && !prov_pid_alive(node_pid(n))) {
 			snprintf(err, errlen,
 				 "redis-server of %s/%d exited; see \"%s/"
 				 "redis.log\"",
@@ -547,7 +506,7 @@ static int rd_start(struct cluster *cl, const struct node *n, bool ready,
 		return -1;
 	if (ready)
 		return wait_ready(cl, n, now_ms() + RD_START_MS, err, errlen);
-	while (!pid_alive(node_pid(n))) {
+	while (!prov_pid_alive(node_pid(n))) {
 		if (now_ms() > deadline) {
 			snprintf(err, errlen,
 				 "redis-server of %s/%d did not start; see "
@@ -691,7 +650,7 @@ static int rd_stop(struct cluster *cl, struct node *n, char *err, size_t errlen)
 			if (kill(pid, sigs[i]) == -1 && errno == ESRCH)
 				return 0;
 		}
-		if (wait_gone(pid, now_ms() + RD_STOP_STEP_MS))
+		if (prov_wait_gone(pid, now_ms() + RD_STOP_STEP_MS))
 			return 0;
 	}
 	snprintf(err, errlen, "could not stop redis-server %d", (int)pid);
@@ -708,7 +667,7 @@ static int rd_ensure_running(struct cluster *cl, struct node *n, char *err,
 		redisFree(c);
 		return c ? 0 : -1;
 	}
-	if (pid_alive(node_pid(n)))
+	if (prov_pid_alive(node_pid(n)))
 		return wait_ready(cl, n, now_ms() + RD_START_MS, err, errlen);
 	return rd_start(cl, n, true, err, errlen);
 }
@@ -1551,7 +1510,7 @@ static int kill_old(struct cluster *cl, struct node *old, const char *reason,
 	char why[256];
 
 	snprintf(why, sizeof(why), "%s", reason);
-	if (pid <= 0 || !pid_alive(pid)) {
+	if (pid <= 0 || !prov_pid_alive(pid)) {
 		snprintf(err, errlen,
 			 "old primary does not answer (%s) and rotator "
 			 "knows no process of it to stop",
@@ -1564,7 +1523,7 @@ static int kill_old(struct cluster *cl, struct node *old, const char *reason,
 		     old->host, old->port, why, (int)pid);
 	kill(pid, SIGCONT);
 	kill(pid, SIGKILL);
-	if (!wait_gone(pid, now_ms() + RD_STOP_STEP_MS)) {
+	if (!prov_wait_gone(pid, now_ms() + RD_STOP_STEP_MS)) {
 		snprintf(err, errlen, "could not kill redis-server %d",
 			 (int)pid);
 		return -1;

@@ -414,3 +414,46 @@ out:
 	free(plan.path);
 	return rc;
 }
+
+pid_t prov_read_pid(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	long pid = 0;
+
+	if (!f)
+		return 0;
+	if (fscanf(f, "%ld", &pid) != 1)
+		pid = 0;
+	fclose(f);
+	return (pid_t)pid;
+}
+
+bool prov_pid_alive(pid_t pid)
+{
+	char path[64], buf[256], *close_paren;
+	FILE *f;
+	size_t n;
+
+	if (pid <= 0 || (kill(pid, 0) == -1 && errno != EPERM))
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	close_paren = strrchr(buf, ')');
+	return !(close_paren && close_paren[1] == ' ' &&
+		 (close_paren[2] == 'Z' || close_paren[2] == 'X'));
+}
+
+bool prov_wait_gone(pid_t pid, int64_t deadline)
+{
+	while (prov_pid_alive(pid)) {
+		if (now_ms() > deadline)
+			return false;
+		sleep_ms(1);
+	}
+	return true;
+}

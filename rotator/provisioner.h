@@ -70,4 +70,17 @@ int prov_write_file(struct cluster *cl, const char *path, const char *buf,
 int prov_owner(struct cluster *cl, uid_t *uid, gid_t *gid, char *err,
 	       size_t errlen) WUR;
 
+/* The pid on the first line of PATH (a server's pid file), or 0. */
+pid_t prov_read_pid(const char *path);
+
+/*
+ * True while PID runs.  A daemonized server is not the daemon's child:
+ * once it exits it may linger as a zombie until init reaps it, which
+ * counts as gone.
+ */
+bool prov_pid_alive(pid_t pid);
+
+/* Wait until PID is gone, at most until DEADLINE; true when it is. */
+bool prov_wait_gone(pid_t pid, int64_t deadline);
+
 #endif
