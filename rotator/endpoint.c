@@ -99,22 +99,6 @@ static void session_read_cb(struct bufferevent *bev, void *arg);
 static void session_write_cb(struct bufferevent *bev, void *arg);
 static void session_event_cb(struct bufferevent *bev, short what, void *arg);
 
-/*
- * Fill SIN with HOST:PORT.  HOST is an IPv4 literal or "localhost".
- * Returns 0, or -1 when HOST is not such an address.
- */
-static int endpoint_addr(const char *host, int port, struct sockaddr_in *sin)
-{
-	if (port < 0 || port > 65535)
-		return -1;
-	memset(sin, 0, sizeof(*sin));
-	sin->sin_family = AF_INET;
-	sin->sin_port = htons((uint16_t)port);
-	if (strcmp(host, "localhost") == 0)
-		host = "127.0.0.1";
-	return inet_pton(AF_INET, host, &sin->sin_addr) == 1 ? 0 : -1;
-}
-
 static void set_nodelay(struct endpoint *ep, evutil_socket_t fd)
 {
 	int one = 1;
@@ -284,7 +268,7 @@ static void session_connect(struct session *s)
 		return;
 	}
 	session_link(s);
-	if (endpoint_addr(s->host, s->port, &sin) < 0) {
+	if (ipv4_sockaddr(s->host, s->port, &sin) < 0) {
 		log_warning("endpoint \"%s\": invalid target address \"%s:%d\"",
 			    ep->name, s->host, s->port);
 		session_fail(s);
@@ -654,7 +638,7 @@ struct endpoint *endpoint_new(struct event_base *base, const char *name,
 	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
 			 LEV_OPT_CLOSE_ON_EXEC;
 
-	if (endpoint_addr(host, port, &sin) < 0) {
+	if (ipv4_sockaddr(host, port, &sin) < 0) {
 		snprintf(err, errlen, "invalid listen address \"%s:%d\"", host,
 			 port);
 		return NULL;

@@ -115,20 +115,6 @@ struct sentinel {
 	int n_queued;
 };
 
-/* Fill SIN with HOST:PORT; HOST is an IPv4 literal or "localhost". */
-static int sentinel_sockaddr(const char *host, int port,
-			     struct sockaddr_in *sin)
-{
-	if (port < 0 || port > 65535)
-		return -1;
-	memset(sin, 0, sizeof(*sin));
-	sin->sin_family = AF_INET;
-	sin->sin_port = htons((uint16_t)port);
-	if (strcmp(host, "localhost") == 0)
-		host = "127.0.0.1";
-	return inet_pton(AF_INET, host, &sin->sin_addr) == 1 ? 0 : -1;
-}
-
 /* Reply builders.  Every one appends to the client's output. */
 
 static struct evbuffer *client_out(struct client *c)
@@ -1073,7 +1059,7 @@ struct sentinel *sentinel_new(struct event_base *base, const char *name,
 	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
 			 LEV_OPT_CLOSE_ON_EXEC;
 
-	if (sentinel_sockaddr(host, port, &sin) < 0) {
+	if (ipv4_sockaddr(host, port, &sin) < 0) {
 		snprintf(err, errlen, "invalid sentinel address \"%s:%d\"",
 			 host, port);
 		return NULL;

@@ -7,6 +7,7 @@
 #include <ftw.h>
 #include <libgen.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #include <openssl/evp.h>
 
@@ -394,4 +396,16 @@ int sha256_file(const char *path, char hex[SHA256_HEX_LEN + 1], uint64_t *size)
 	if (size)
 		*size = total;
 	return 0;
+}
+
+int ipv4_sockaddr(const char *host, int port, struct sockaddr_in *sin)
+{
+	if (port < 0 || port > 65535)
+		return -1;
+	memset(sin, 0, sizeof(*sin));
+	sin->sin_family = AF_INET;
+	sin->sin_port = htons((uint16_t)port);
+	if (strcmp(host, "localhost") == 0)
+		host = "127.0.0.1";
+	return inet_pton(AF_INET, host, &sin->sin_addr) == 1 ? 0 : -1;
 }

@@ -38,6 +38,14 @@ int parse_duration(const char *text, int64_t *ms) WUR;
  */
 int parse_hostport(const char *text, char **host, int *port) WUR;
 
+struct sockaddr_in;
+
+/*
+ * Fill SIN with HOST:PORT, HOST an IPv4 literal or "localhost".  Returns
+ * 0, or -1 when HOST is not such an address or PORT is out of range.
+ */
+int ipv4_sockaddr(const char *host, int port, struct sockaddr_in *sin) WUR;
+
 /* Like malloc/strdup, but abort on exhaustion. */
 void *xmalloc(size_t size);
 void *xcalloc(size_t n, size_t size);
