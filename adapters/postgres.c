@@ -46,6 +46,7 @@
 #define PG_TOOL_TIMEOUT_MS (10 * 60 * 1000)
 #define PG_START_TIMEOUT_MS (300 * 1000)
 #define PG_START_POLL_MS 5
+#define PG_LIVE_MS 5000 /* for the fresh node to replay a record */
 #define PG_WAL_SEGMENT (16 * 1024 * 1024)
 #define PG_VALUE_LEN 512
 #define PG_QUERY_TIMEOUT_MS 30000
@@ -1368,10 +1369,52 @@ out:
 }
 
 /* A checkpoint of a busy primary may take long: it is not yet held. */
+static int pg_wait_replayed(struct cluster *cl, struct node *fresh,
+			    const struct fence_point *point, int64_t deadline,
+			    char *err, size_t errlen);
+
+/*
+ * A WAL record written on OLD now (a transaction that only takes an xid
+ * and commits), and the fresh node seen replaying it within PG_LIVE_MS:
+ * the stream is live at this very moment, not only reported so.  A
+ * fresh node that has replayed a whole restored segment may yet have to
+ * start streaming the next one, and if the next record it needed were
+ * the old primary's shutdown checkpoint, it could miss the switch's
+ * deadline waiting for it.
+ */
+static int stream_live(struct cluster *cl, PGconn *old, int fresh_gen,
+		       char *err, size_t errlen)
+{
+	struct fence_point point = {0};
+	struct node *n, fresh = {0};
+	char v[1][PG_VALUE_LEN];
+	int rc = 0;
+
+	if (pg_row_within(old, "SELECT txid_current()", v, 1,
+			  PG_QUERY_TIMEOUT_MS, err, errlen) == -1 ||
+	    pg_row_within(old, "SELECT pg_current_wal_lsn()", v, 1,
+			  PG_QUERY_TIMEOUT_MS, err, errlen) == -1 ||
+	    parse_lsn(v[0], &point.value) == -1)
+		return -1;
+	snprintf(point.position, sizeof(point.position), "%s", v[0]);
+	point.value--; /* pg_wait_replayed() waits for past it */
+	pthread_mutex_lock(&cl->lock);
+	n = cluster_node(cl, fresh_gen);
+	if (n)
+		node_copy(&fresh, n);
+	pthread_mutex_unlock(&cl->lock);
+	if (fresh.generation)
+		rc = pg_wait_replayed(cl, &fresh, &point, now_ms() + PG_LIVE_MS,
+				      err, errlen);
+	node_release(&fresh);
+	return rc;
+}
+
 /*
  * Before the switch, while the old primary still serves:
  *
  * - a CHECKPOINT, so that the shutdown checkpoint has little to write;
+ * - a record that the fresh node must replay at once (stream_live());
  * - every WAL sender but the fresh node's is ended.  A fast shutdown
  *   waits until each WAL sender has sent everything and heard it
  *   flushed, so one replica that hangs would hold the fence past its
@@ -1399,6 +1442,8 @@ static int pg_prepare_switch(struct cluster *cl, struct node *old, char *err,
 		 "SELECT count(pg_terminate_backend(pid)) FROM "
 		 "pg_stat_replication WHERE application_name <> '%s_%d'",
 		 cl->cfg->name, fresh);
+	if (rc == 0 && fresh > 0)
+		rc = stream_live(cl, conn, fresh, err, errlen);
 	if (rc == 0 && fresh > 0)
 		rc = pg_row_within(conn, sql, NULL, 0, PG_QUERY_TIMEOUT_MS, err,
 				   errlen);
