@@ -219,25 +219,36 @@ static void fields_flush(struct client *c, struct fields *f)
 	evbuffer_free(f->buf);
 }
 
+/*
+ * The fields that a Sentinel gives first for every instance, master or
+ * replica, of role ROLE ("master" or "slave").  rotator keeps no
+ * per-instance link state: the timings are zero.
+ */
+static void instance_fields(struct fields *f, const char *name,
+			    const struct sentinel_addr *at, const char *role)
+{
+	field_str(f, "name", name);
+	field_str(f, "ip", at->host);
+	field_int(f, "port", at->port);
+	field_str(f, "runid", "");
+	field_str(f, "flags", role);
+	field_int(f, "link-pending-commands", 0);
+	field_int(f, "link-refcount", 1);
+	field_int(f, "last-ping-sent", 0);
+	field_int(f, "last-ok-ping-reply", 0);
+	field_int(f, "last-ping-reply", 0);
+	field_int(f, "down-after-milliseconds", 30000);
+	field_int(f, "info-refresh", 0);
+	field_str(f, "role-reported", role);
+	field_int(f, "role-reported-time", 0);
+}
+
 /* The state array of the master, as SENTINEL MASTERS gives each entry. */
 static void reply_master_state(struct client *c, const struct view *v)
 {
 	struct fields f = {evbuffer_new(), 0};
 
-	field_str(&f, "name", c->s->name);
-	field_str(&f, "ip", v->primary.host);
-	field_int(&f, "port", v->primary.port);
-	field_str(&f, "runid", "");
-	field_str(&f, "flags", "master");
-	field_int(&f, "link-pending-commands", 0);
-	field_int(&f, "link-refcount", 1);
-	field_int(&f, "last-ping-sent", 0);
-	field_int(&f, "last-ok-ping-reply", 0);
-	field_int(&f, "last-ping-reply", 0);
-	field_int(&f, "down-after-milliseconds", 30000);
-	field_int(&f, "info-refresh", 0);
-	field_str(&f, "role-reported", "master");
-	field_int(&f, "role-reported-time", 0);
+	instance_fields(&f, c->s->name, &v->primary, "master");
 	field_int(&f, "config-epoch", (long long)v->epoch);
 	field_int(&f, "num-slaves", v->n_replicas);
 	field_int(&f, "num-other-sentinels", 0);
@@ -254,20 +265,7 @@ static void reply_replica_state(struct client *c, const struct view *v,
 	char name[96];
 
 	snprintf(name, sizeof(name), "%s:%d", r->host, r->port);
-	field_str(&f, "name", name);
-	field_str(&f, "ip", r->host);
-	field_int(&f, "port", r->port);
-	field_str(&f, "runid", "");
-	field_str(&f, "flags", "slave");
-	field_int(&f, "link-pending-commands", 0);
-	field_int(&f, "link-refcount", 1);
-	field_int(&f, "last-ping-sent", 0);
-	field_int(&f, "last-ok-ping-reply", 0);
-	field_int(&f, "last-ping-reply", 0);
-	field_int(&f, "down-after-milliseconds", 30000);
-	field_int(&f, "info-refresh", 0);
-	field_str(&f, "role-reported", "slave");
-	field_int(&f, "role-reported-time", 0);
+	instance_fields(&f, name, r, "slave");
 	field_int(&f, "master-link-down-time", 0);
 	field_str(&f, "master-link-status", "ok");
 	field_str(&f, "master-host", v->primary.host);

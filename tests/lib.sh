@@ -86,28 +86,35 @@ write_secrets() {
 	chmod 0600 "$T/password" "$T/token"
 }
 
-# write_config API_PORT ENDPOINT_PORT PORT_RANGE [EXTRA_CLUSTER_JSON]
-write_config() {
-	extra=${4:-}
+# cluster_config ENGINE BOOTSTRAP BIN_DIR API_PORT ENDPOINT_PORT PORT_RANGE
+# [EXTRA_CLUSTER_JSON]: $T/rotator.json with one cluster "orders".
+cluster_config() {
+	extra=${7:-}
 	cat >"$T/rotator.json" <<JSON
 {
   "state_dir": "$T/state",
-  "api": { "listen": "127.0.0.1:$1", "token_file": "$T/token" },
+  "api": { "listen": "127.0.0.1:$4", "token_file": "$T/token" },
   "clusters": [
     {
       "name": "orders",
-      "engine": "postgres",
-      "bootstrap": "initdb",
+      "engine": "$1",
+      "bootstrap": "$2",
       "auth": { "user": "rotator", "password_file": "$T/password" },
-      "endpoint": { "listen": "127.0.0.1:$2" },
-      "provisioner": { "kind": "local", "bin_dir": "$PG_BIN",
-                       "ports": "$3", "run_as": "$RUN_AS" }$extra
+      "endpoint": { "listen": "127.0.0.1:$5" },
+      "provisioner": { "kind": "local", "bin_dir": "$3",
+                       "ports": "$6", "run_as": "$RUN_AS" }$extra
     }
   ]
 }
 JSON
-	API_PORT=$1
-	EP_PORT=$2
+	API_PORT=$4
+	EP_PORT=$5
+}
+
+# write_config API_PORT ENDPOINT_PORT PORT_RANGE [EXTRA_CLUSTER_JSON]: a
+# PostgreSQL cluster "orders" made with initdb.
+write_config() {
+	cluster_config postgres initdb "$PG_BIN" "$1" "$2" "$3" "${4:-}"
 }
 
 rot() { "$ROTATOR" -c "$T/rotator.json" "$@"; }
@@ -207,26 +214,7 @@ stop_redis_servers() {
 # write_redis_config API_PORT ENDPOINT_PORT PORT_RANGE [EXTRA_CLUSTER_JSON]:
 # like write_config, for a Redis cluster "orders" that starts empty.
 write_redis_config() {
-	extra=${4:-}
-	cat >"$T/rotator.json" <<JSON
-{
-  "state_dir": "$T/state",
-  "api": { "listen": "127.0.0.1:$1", "token_file": "$T/token" },
-  "clusters": [
-    {
-      "name": "orders",
-      "engine": "redis",
-      "bootstrap": "empty",
-      "auth": { "user": "rotator", "password_file": "$T/password" },
-      "endpoint": { "listen": "127.0.0.1:$2" },
-      "provisioner": { "kind": "local", "bin_dir": "$REDIS_BIN",
-                       "ports": "$3", "run_as": "$RUN_AS" }$extra
-    }
-  ]
-}
-JSON
-	API_PORT=$1
-	EP_PORT=$2
+	cluster_config redis empty "$REDIS_BIN" "$1" "$2" "$3" "${4:-}"
 }
 
 # redis_at PORT COMMAND...: run COMMAND on the node on PORT as rotator;
