@@ -234,6 +234,24 @@ static bool unknown_member(json_t *body, const char *const *keys,
 	return false;
 }
 
+/*
+ * A reason or requester goes into the audit log and every status reply: it
+ * must say something, and not so much that one request bloats them.
+ */
+#define MAX_TEXT 512
+
+static bool text_member_ok(json_t *body, const char *key)
+{
+	json_t *v = json_object_get(body, key);
+	const char *s;
+
+	if (!v)
+		return true;
+	for (s = json_string_value(v); *s == ' ' || *s == '\t'; s++)
+		;
+	return *s != '\0' && json_string_length(v) <= MAX_TEXT;
+}
+
 static const char *const rotate_keys[] = {"reason", "requester", "node", NULL};
 
 static void post_rotate(struct api *api, struct evhttp_request *req,
@@ -258,6 +276,15 @@ static void post_rotate(struct api *api, struct evhttp_request *req,
 		json_decref(body);
 		reply_error(req, 400,
 			    "\"reason\" and \"requester\" must be strings");
+		return;
+	}
+	if (!text_member_ok(body, "reason") ||
+	    !text_member_ok(body, "requester")) {
+		json_decref(body);
+		reply_error(req, 400,
+			    "\"reason\" and \"requester\" must not be empty "
+			    "or longer than %d bytes",
+			    MAX_TEXT);
 		return;
 	}
 	if (node && (!json_is_integer(node) || json_integer_value(node) < 1 ||

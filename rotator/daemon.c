@@ -789,13 +789,62 @@ static void keyed_error(struct daemon *d, int index, const char *key, char *err,
 		 index, key, why);
 }
 
+/*
+ * Read the secrets of cluster INDEX: its password, returned, and the
+ * adopted server's password, only checked.  NULL with ERR naming the file
+ * and the key when either cannot be read or is not private.
+ */
+static char *cluster_secret(struct daemon *d, struct config_cluster *cfg,
+			    int index, char *err, size_t errlen)
+{
+	char why[ERRLEN], *password, *secret;
+
+	password = read_secret_file(cfg->auth_password_file, why, sizeof(why));
+	if (!password) {
+		snprintf(err, errlen, "%s: clusters[%d].auth.password_file: %s",
+			 d->cfg->path, index, why);
+		return NULL;
+	}
+	if (!cfg->adopt_password_file)
+		return password;
+	secret = read_secret_file(cfg->adopt_password_file, why, sizeof(why));
+	if (!secret) {
+		snprintf(err, errlen,
+			 "%s: clusters[%d].connection.password_file: %s",
+			 d->cfg->path, index, why);
+		explicit_bzero(password, strlen(password));
+		free(password);
+		return NULL;
+	}
+	explicit_bzero(secret, strlen(secret));
+	free(secret);
+	return password;
+}
+
+/*
+ * Check every cluster's secrets before anything is written, so that a
+ * configuration that names an unreadable or public file leaves no trace.
+ */
+static int check_secrets(struct daemon *d, char *err, size_t errlen)
+{
+	for (int i = 0; i < d->cfg->n_clusters; i++) {
+		char *password =
+			cluster_secret(d, &d->cfg->clusters[i], i, err, errlen);
+
+		if (!password)
+			return -1;
+		explicit_bzero(password, strlen(password));
+		free(password);
+	}
+	return 0;
+}
+
 /* Open the cluster of CFG: its directory, secret, state and endpoint. */
 static struct cluster *cluster_open(struct daemon *d,
 				    struct config_cluster *cfg, int index,
 				    char *err, size_t errlen)
 {
 	struct cluster *cl = xcalloc(1, sizeof(*cl));
-	char secret_err[ERRLEN];
 
 	cl->cfg = cfg;
 	cl->daemon = d;
@@ -804,33 +853,15 @@ static struct cluster *cluster_open(struct daemon *d,
 	pthread_mutex_init(&cl->job_lock, NULL);
 	cl->adapter = adapter_find(cfg->engine);
 	cl->dir = xasprintf("%s/clusters/%s", d->cfg->state_dir, cfg->name);
-	cl->password = read_secret_file(cfg->auth_password_file, secret_err,
-					sizeof(secret_err));
-	if (!cl->password) {
-		snprintf(err, errlen, "%s: clusters[%d].auth.password_file: %s",
-			 d->cfg->path, index, secret_err);
+	cl->password = cluster_secret(d, cfg, index, err, errlen);
+	if (!cl->password)
 		return cl;
-	}
 	if (!cl->adapter) {
 		snprintf(
 			err, errlen,
 			"%s: clusters[%d].engine: engine \"%s\" is not built in",
 			d->cfg->path, index, cfg->engine);
 		return cl;
-	}
-	if (cfg->adopt_password_file) {
-		char *secret = read_secret_file(cfg->adopt_password_file,
-						secret_err, sizeof(secret_err));
-
-		if (!secret) {
-			snprintf(
-				err, errlen,
-				"%s: clusters[%d].connection.password_file: %s",
-				d->cfg->path, index, secret_err);
-			return cl;
-		}
-		explicit_bzero(secret, strlen(secret));
-		free(secret);
 	}
 	if (mkdir_p(cl->dir, 0711) == -1 || chmod(cl->dir, 0711) == -1) {
 		snprintf(err, errlen, "could not create \"%s\": %s", cl->dir,
@@ -1043,6 +1074,10 @@ static int daemon_open(struct daemon *d, const char *path)
 	if (!d->token) {
 		fprintf(stderr, "rotator: %s: api.token_file: %s\n", path,
 			serr);
+		return 2;
+	}
+	if (check_secrets(d, err, sizeof(err)) == -1) {
+		fprintf(stderr, "rotator: %s\n", err);
 		return 2;
 	}
 	if (prepare_state_dir(d, err, sizeof(err)) == -1 ||

@@ -29,6 +29,10 @@ check "an unknown rotation is 404" [ "$(api GET /v1/rotations/orders-r99)" = 404
 check "an unknown path is 404" [ "$(api GET /v2/whatever)" = 404 ]
 check "a requester that is not a string is 400" \
 	[ "$(api POST /v1/clusters/orders/rotate '{"requester": 5}' "$TOKEN")" = 400 ]
+check "an empty reason is 400" \
+	[ "$(api POST /v1/clusters/orders/rotate '{"reason": " "}' "$TOKEN")" = 400 ]
+check "a reason longer than 512 bytes is 400" \
+	[ "$(api POST /v1/clusters/orders/rotate "{\"reason\": \"$(printf '%0600d' 0)\"}" "$TOKEN")" = 400 ]
 check "a limit that is not a number is 400" \
 	[ "$(api GET '/v1/audit?limit=abc')" = 400 ]
 check "POST on a read-only path is 405" [ "$(api POST /v1/audit '' "$TOKEN")" = 405 ]

@@ -28,6 +28,8 @@ write_config 17074 16444 15670-15679
 chmod 0644 "$T/password"
 check "a password file readable by others is refused" \
 	serve_fails "clusters\[0\].auth.password_file: .* must be 0600"
+check "a refused configuration leaves no state_dir behind" \
+	test ! -e "$T/state"
 chmod 0600 "$T/password"
 rm "$T/token"
 check "a missing token file is refused" serve_fails "api.token_file"
