@@ -138,13 +138,9 @@ static json_t *cluster_json(struct cluster *cl)
 	pthread_mutex_lock(&cl->lock);
 	for (int i = 0; i < cl->n_nodes; i++)
 		json_array_append_new(members, member_json(&cl->nodes[i]));
-	for (int i = cl->n_history - 1; i >= 0; i--) {
-		if (cl->history[i] != cl->running) {
-			json_decref(last);
-			last = rotation_to_json(cl->history[i]);
-			json_object_del(last, "steps");
-			break;
-		}
+	if (cl->last_rotation) {
+		last = json_deep_copy(cl->last_rotation);
+		json_object_del(last, "steps");
 	}
 	snprintf(listen, sizeof(listen), "%s:%d", cl->cfg->endpoint_host,
 		 cl->cfg->endpoint_port);
@@ -349,6 +345,23 @@ static struct cluster *cluster_of_id(struct api *api, const char *id)
 	return daemon_cluster(api->d, name);
 }
 
+/*
+ * The last rotation to end is kept in state.json, so that it outlives the
+ * in-memory history across restarts.  A copy if it is ID, or NULL.
+ * Called with CL->lock held.
+ */
+static json_t *saved_rotation(struct cluster *cl, const char *id)
+{
+	const char *saved;
+
+	if (!cl->last_rotation)
+		return NULL;
+	saved = json_string_value(json_object_get(cl->last_rotation, "id"));
+	if (!saved || strcmp(saved, id) != 0)
+		return NULL;
+	return json_deep_copy(cl->last_rotation);
+}
+
 static void get_rotation(struct api *api, struct evhttp_request *req,
 			 const char *id)
 {
@@ -361,6 +374,8 @@ static void get_rotation(struct api *api, struct evhttp_request *req,
 		rot = rotation_find(cl, id);
 		if (rot)
 			j = rotation_to_json(rot);
+		else
+			j = saved_rotation(cl, id);
 		pthread_mutex_unlock(&cl->lock);
 	}
 	if (!j) {

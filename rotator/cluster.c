@@ -214,6 +214,9 @@ int cluster_load_state(struct cluster *cl, char *err, size_t errlen)
 		json_object_get(root, "last_rotation_at_ms"));
 	cl->last_snapshot_at = json_integer_value(
 		json_object_get(root, "last_snapshot_at_ms"));
+	if (json_is_object(json_object_get(root, "last_rotation")))
+		cl->last_rotation =
+			json_incref(json_object_get(root, "last_rotation"));
 	json_array_foreach (nodes, i, j) {
 		struct node n;
 
@@ -250,6 +253,8 @@ int cluster_save_state(struct cluster *cl)
 			    json_integer(cl->last_rotation_at));
 	json_object_set_new(root, "last_snapshot_at_ms",
 			    json_integer(cl->last_snapshot_at));
+	if (cl->last_rotation)
+		json_object_set(root, "last_rotation", cl->last_rotation);
 	text = json_dumps(root, JSON_INDENT(2));
 	rc = write_file_durable(path, text, strlen(text), 0600);
 	if (rc == -1)

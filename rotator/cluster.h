@@ -85,7 +85,8 @@ struct cluster {
 	int64_t next_rotation_due;  /* monotonic ms; 0 = none */
 	int64_t next_replica_check; /* monotonic ms */
 	int64_t next_snapshot_due;
-	int64_t last_rotation_at; /* wall ms */
+	int64_t last_rotation_at; /* wall ms, of the last one done */
+	json_t *last_rotation;	  /* the last one ended, kept in state.json */
 	int64_t last_snapshot_at; /* wall ms */
 	bool bootstrapped;
 	bool bootstrap_failed;

@@ -928,6 +928,7 @@ static void cluster_close(struct cluster *cl)
 		explicit_bzero(cl->password, strlen(cl->password));
 	free(cl->password);
 	free(cl->snapshot_error);
+	json_decref(cl->last_rotation);
 	free(cl->dir);
 	free(cl);
 }

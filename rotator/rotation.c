@@ -523,11 +523,12 @@ static void finish(struct rotation *rot, enum rotation_state end,
 		     rot->id, "%s", reason ? reason : "");
 	pthread_mutex_lock(&cl->lock);
 	rot->finished_at = wall_ms();
-	if (end == ROT_DONE) {
+	if (end == ROT_DONE)
 		cl->last_rotation_at = rot->finished_at;
-		if (cluster_save_state(cl) == -1)
-			slog_error(cl->scope, "could not save cluster state");
-	}
+	json_decref(cl->last_rotation);
+	cl->last_rotation = rotation_to_json(rot);
+	if (cluster_save_state(cl) == -1)
+		slog_error(cl->scope, "could not save cluster state");
 	if (cl->running == rot)
 		cl->running = NULL;
 	pthread_mutex_unlock(&cl->lock);

@@ -82,6 +82,8 @@ check "the daemon was killed after the commit point of $caught" [ -n "$caught" ]
 check "the daemon starts again after that" start_daemon
 check "the rotation was rolled forward" \
 	sh -c "\"$ROTATOR\" -c \"$T/rotator.json\" audit list | grep rotation_done | grep '\"$caught\"' | grep -q 'reason=\"\"'"
+check "status shows it as the last rotation" \
+	sh -c "\"$ROTATOR\" -c \"$T/rotator.json\" status orders | grep -q 'last rotation: $caught done'"
 new_port=$(primary_port)
 check "one member remains, the new primary" \
 	[ "$(rot status orders --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["members"]))')" -eq 1 ]
@@ -92,4 +94,11 @@ check "one node directory is left" \
 check "exactly one postmaster runs" \
 	[ "$(ps -eo args | grep -c "[p]ostgres -D $T")" -eq 1 ]
 check "audit verify passes after both crashes" rot audit verify
+stop_daemon
+check "the daemon starts once more" start_daemon
+last_kept() {
+	rot status orders | grep -q "last rotation: $caught done" &&
+		[ "$(api GET "/v1/rotations/$caught")" = 200 ]
+}
+check "the last rotation outlives a restart in status and the API" last_kept
 finish

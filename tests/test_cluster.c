@@ -94,6 +94,9 @@ static void state_round_trip(void **state)
 	a.next_generation = 5;
 	a.next_snapshot = 3;
 	a.next_rotation = 9;
+	a.last_rotation_at = 1700000000123;
+	a.last_rotation =
+		json_pack("{s:s, s:s}", "id", "orders-r8", "state", "aborted");
 	assert_int_equal(cluster_save_state(&a), 0);
 	assert_int_equal(cluster_load_state(&b, err, sizeof(err)), 0);
 	assert_int_equal(b.n_nodes, 2);
@@ -102,6 +105,8 @@ static void state_round_trip(void **state)
 	assert_int_equal(b.next_generation, 5);
 	assert_int_equal(b.next_snapshot, 3);
 	assert_int_equal(b.next_rotation, 9);
+	assert_true(b.last_rotation_at == a.last_rotation_at);
+	assert_true(json_equal(b.last_rotation, a.last_rotation));
 	assert_int_equal(cluster_primary(&b)->generation, 3);
 	cluster_remove_node(&b, 3);
 	assert_null(cluster_primary(&b));
@@ -112,6 +117,8 @@ static void state_round_trip(void **state)
 		node_release(&b.nodes[i]);
 	free(a.nodes);
 	free(b.nodes);
+	json_decref(a.last_rotation);
+	json_decref(b.last_rotation);
 	assert_int_equal(remove_tree(dir), 0);
 }
 
