@@ -164,7 +164,7 @@ static void take_snapshot(struct cluster *cl)
 		pthread_mutex_unlock(&cl->lock);
 		daemon_event(cl->daemon, cl->cfg->name, "+snapshot-taken", id,
 			     "restore point recorded");
-		store_prune(cl, NULL);
+		store_prune(cl);
 		return;
 	}
 	daemon_event(cl->daemon, cl->cfg->name, "-snapshot-failed", id, "%s",

@@ -910,7 +910,7 @@ static void *rotation_main(void *arg)
 		finish(rot, ROT_ABORTED, "every node to replace was gone");
 	} else {
 		finish(rot, ROT_DONE, NULL);
-		store_prune(cl, NULL);
+		store_prune(cl);
 	}
 	pthread_mutex_unlock(&cl->job_lock);
 	pthread_mutex_lock(&cl->lock);

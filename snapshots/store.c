@@ -278,7 +278,7 @@ static void prune_one(struct cluster *cl, const char *id)
 	free(dir);
 }
 
-void store_prune(struct cluster *cl, const char *in_use)
+void store_prune(struct cluster *cl)
 {
 	char **ids;
 	int count, excess;
@@ -286,8 +286,6 @@ void store_prune(struct cluster *cl, const char *in_use)
 	ids = list_ids(cl, &count);
 	excess = count - cl->cfg->snapshot_keep;
 	for (int i = 0; i < count && excess > 0; i++) {
-		if (in_use && strcmp(ids[i], in_use) == 0)
-			continue;
 		prune_one(cl, ids[i]);
 		free(ids[i]);
 		ids[i] = NULL;

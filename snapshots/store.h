@@ -56,10 +56,11 @@ void store_reject(struct cluster *cl, const char *id, const char *reason);
 int store_newest(struct cluster *cl, char *id, size_t len) WUR;
 
 /*
- * Remove restore points of CL past snapshots.keep, oldest first, never
- * IN_USE (may be NULL), and the archived WAL older than every one kept.
+ * Remove restore points of CL past snapshots.keep, oldest first, and the
+ * archived WAL older than every one kept.  The caller holds CL->job_lock,
+ * so no rotation that seeds from one of them runs meanwhile.
  */
-void store_prune(struct cluster *cl, const char *in_use);
+void store_prune(struct cluster *cl);
 
 /* Remove every ID.partial directory of CL. */
 void store_clean_partial(struct cluster *cl);
