@@ -280,6 +280,26 @@ static char *quote_setting(const char *value)
 }
 
 /*
+ * VALUE as one value of a libpq connection string: in single quotes, with
+ * quotes and backslashes escaped, so that a space in a path does not end
+ * it.
+ */
+static char *conninfo_value(const char *value)
+{
+	char *out = xmalloc(2 * strlen(value) + 3), *o = out;
+
+	*o++ = '\'';
+	for (; *value; value++) {
+		if (*value == '\'' || *value == '\\')
+			*o++ = '\\';
+		*o++ = *value;
+	}
+	*o++ = '\'';
+	*o = '\0';
+	return out;
+}
+
+/*
  * Write NODE_DIR/data/rotator.conf: the node's own port and, for a
  * replica, where it streams from.  The archive and restore commands are
  * the same on every node.
@@ -294,16 +314,25 @@ static int write_node_conf(struct cluster *cl, const struct node *n,
 	int rc;
 
 	if (upstream) {
+		char *user = conninfo_value(cl->cfg->auth_user);
+		char *file = conninfo_value(pass);
+		char *conninfo =
+			xasprintf("host=%s port=%d user=%s passfile=%s "
+				  "application_name=%s_%d sslmode=disable",
+				  upstream->host, upstream->port, user, file,
+				  cl->cfg->name, n->generation);
+		char *quoted = quote_setting(conninfo);
+
 		free(primary);
-		primary = xasprintf(
-			"primary_conninfo = 'host=%s port=%d user=%s "
-			"passfile=%s application_name=%s_%d sslmode=disable'\n"
-			"%s",
-			upstream->host, upstream->port, cl->cfg->auth_user,
-			pass, cl->cfg->name, n->generation,
-			upstream->adopted ? "primary_slot_name = '" ADOPT_SLOT
-					    "'\n"
-					  : "");
+		primary = xasprintf("primary_conninfo = '%s'\n%s", quoted,
+				    upstream->adopted
+					    ? "primary_slot_name = '" ADOPT_SLOT
+					      "'\n"
+					    : "");
+		free(quoted);
+		free(conninfo);
+		free(file);
+		free(user);
 	}
 	/*
 	 * The operator's server_settings come first, so that rotator's own

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -59,14 +61,17 @@ static void reply_error(struct evhttp_request *req, int status, const char *fmt,
 	reply_json(req, status, json_pack("{s:s}", "error", msg));
 }
 
-/* True when the request carries "Authorization: Bearer TOKEN". */
+/*
+ * True when the request carries "Authorization: Bearer TOKEN"; the scheme's
+ * name is case-insensitive (RFC 7235), the token is not.
+ */
 static bool authorized(struct api *api, struct evhttp_request *req)
 {
 	const char *h = evhttp_find_header(
 		evhttp_request_get_input_headers(req), "Authorization");
 	size_t want = strlen(api->d->token);
 
-	if (!h || strncmp(h, "Bearer ", 7) != 0)
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
 		return false;
 	h += 7;
 	return strlen(h) == want && CRYPTO_memcmp(h, api->d->token, want) == 0;
@@ -232,20 +237,28 @@ static bool unknown_member(json_t *body, const char *const *keys,
 
 /*
  * A reason or requester goes into the audit log and every status reply: it
- * must say something, and not so much that one request bloats them.
+ * must say something, in printable text (a terminal shows it), and not so
+ * much that one request bloats them.
  */
 #define MAX_TEXT 512
 
 static bool text_member_ok(json_t *body, const char *key)
 {
 	json_t *v = json_object_get(body, key);
-	const char *s;
+	const unsigned char *s;
+	bool blank = true;
 
 	if (!v)
 		return true;
-	for (s = json_string_value(v); *s == ' ' || *s == '\t'; s++)
-		;
-	return *s != '\0' && json_string_length(v) <= MAX_TEXT;
+	if (json_string_length(v) > MAX_TEXT)
+		return false;
+	for (s = (const unsigned char *)json_string_value(v); *s; s++) {
+		if (*s < 0x20 || *s == 0x7f)
+			return false;
+		if (*s != ' ')
+			blank = false;
+	}
+	return !blank;
 }
 
 static const char *const rotate_keys[] = {"reason", "requester", "node", NULL};
@@ -278,8 +291,8 @@ static void post_rotate(struct api *api, struct evhttp_request *req,
 	    !text_member_ok(body, "requester")) {
 		json_decref(body);
 		reply_error(req, 400,
-			    "\"reason\" and \"requester\" must not be empty "
-			    "or longer than %d bytes",
+			    "\"reason\" and \"requester\" must be printable "
+			    "text, not blank, of at most %d bytes",
 			    MAX_TEXT);
 		return;
 	}
@@ -426,6 +439,25 @@ static json_t *verify_json(struct cluster *cl)
 }
 
 /*
+ * Whether ID, of CL, names a restore point in the store: "NAME-" and
+ * digits, a directory of that name.  Anything else is not looked at.
+ */
+static bool snapshot_exists(struct cluster *cl, const char *id)
+{
+	const char *digits = strrchr(id, '-') + 1;
+	struct stat st;
+	char *dir;
+	bool found;
+
+	if (!*digits || strspn(digits, "0123456789") != strlen(digits))
+		return false;
+	dir = store_path(cl, id);
+	found = stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+	free(dir);
+	return found;
+}
+
+/*
  * POST /v1/snapshots/ID/verify starts a check of restore point ID from
  * scratch; GET on the same path says how the last check of it went.
  */
@@ -444,7 +476,7 @@ static void route_verify(struct api *api, struct evhttp_request *req,
 	}
 	snprintf(id, sizeof(id), "%.*s", (int)(slash - rest), rest);
 	cl = cluster_of_id(api, id);
-	if (!cl) {
+	if (!cl || !snapshot_exists(cl, id)) {
 		reply_error(req, 404, "no snapshot \"%s\"", id);
 		return;
 	}
@@ -555,8 +587,8 @@ struct api *api_new(struct daemon *d, const char *host, int port)
 	evhttp_set_gencb(api->http, on_request, api);
 	if (evhttp_bind_socket(api->http, host, (ev_uint16_t)port) != 0) {
 		fprintf(stderr,
-			"rotator: could not listen on %s:%d for the API: %s\n",
-			host, port, strerror(errno));
+			"rotator: %s: api.listen: could not listen on %s:%d: %s\n",
+			d->cfg->path, host, port, strerror(errno));
 		api_free(api);
 		return NULL;
 	}

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rotator/audit.h"
 #include "rotator/cli.h"
@@ -583,6 +584,16 @@ static int audit_check(struct cli *cli)
 	uint64_t lines = 0;
 	int rc;
 
+	/*
+	 * A log this user may not read says nothing about the chain: that is
+	 * a usage problem (2), not a failed check (1).
+	 */
+	if (access(path, R_OK) == -1 && errno == EACCES) {
+		fprintf(stderr, "rotator: could not read \"%s\": %s\n", path,
+			strerror(errno));
+		free(path);
+		return 2;
+	}
 	rc = audit_verify(path, &lines, err, sizeof(err));
 	if (rc == 0)
 		printf("audit log \"%s\" is intact: %" PRIu64 " entries\n",

@@ -27,6 +27,7 @@
 
 #define PATH_LEN 256
 #define NAME_MAX_LEN 32
+#define USER_MAX_LEN 63 /* PostgreSQL's NAMEDATALEN - 1 */
 
 enum presence {
 	KEY_OPTIONAL,
@@ -52,6 +53,9 @@ static const char range_hint[] =
 	"expected \"LOW-HIGH\" with 1 <= LOW <= HIGH <= 65535";
 static const char level_hint[] = "expected error, warning, info or debug";
 static const char name_hint[] = "use 1 to 32 letters, digits or underscores";
+static const char user_hint[] =
+	"use 1 to 63 letters, digits, '_', '.' or '-', starting with a letter "
+	"or '_' and not with \"pg_\"";
 static const char bootstrap_hint[] =
 	"expected \"initdb\", \"empty\" or \"adopt\"";
 static const char engine_hint[] = "expected \"postgres\" or \"redis\"";
@@ -323,6 +327,22 @@ static bool valid_name(const char *name)
 			    "abcdefghijklmnopqrstuvwxyz0123456789_") == len;
 }
 
+/*
+ * The user goes into initdb, connection strings, redis.conf and ACL rules,
+ * each with its own quoting; a name that needs none is the one that works
+ * in all of them.  PostgreSQL keeps "pg_" for its own roles.
+ */
+static bool valid_user(const char *user)
+{
+	size_t len = strlen(user);
+
+	if (len < 1 || len > USER_MAX_LEN || strncmp(user, "pg_", 3) == 0 ||
+	    !(isalpha((unsigned char)user[0]) || user[0] == '_'))
+		return false;
+	return strspn(user, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			    "abcdefghijklmnopqrstuvwxyz0123456789_.-") == len;
+}
+
 static int parse_name(struct parser *p, const struct node *n,
 		      struct config_cluster *c)
 {
@@ -442,6 +462,9 @@ static int parse_auth(struct parser *p, const struct node *n,
 	    get_string(p, &auth, "password_file", KEY_REQUIRED,
 		       &c->auth_password_file) < 0)
 		return -1;
+	if (!valid_user(c->auth_user))
+		return fail(p, auth.path, "user", "invalid user \"%s\": %s",
+			    c->auth_user, user_hint);
 	return 0;
 }
 
@@ -938,9 +961,11 @@ static json_t *load_json(struct parser *p)
 	}
 	json = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
 	fclose(f);
+	/* An empty file ends before its first column: count that as 1. */
 	if (!json)
 		snprintf(p->err, p->errlen, "%s:%d:%d: invalid JSON: %s",
-			 p->file, jerr.line, jerr.column, jerr.text);
+			 p->file, jerr.line < 1 ? 1 : jerr.line,
+			 jerr.column < 1 ? 1 : jerr.column, jerr.text);
 	return json;
 }
 

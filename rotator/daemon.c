@@ -1161,7 +1161,7 @@ int daemon_serve(const char *config_path)
 		goto out;
 	api = api_new(&d, d.cfg->api_host, d.cfg->api_port);
 	if (!api) {
-		rc = 1;
+		rc = 2;
 		goto out;
 	}
 	for (int i = 0; i < d.n_clusters; i++) {

@@ -12,8 +12,9 @@
 static const char usage[] =
 	"usage: rotator [-c FILE] COMMAND [ARGS]\n"
 	"\n"
-	"Keeps every node of a PostgreSQL cluster young: replaces each with a\n"
-	"fresh node born from a verified restore point, with no lost write.\n"
+	"Keeps every node of a PostgreSQL or Redis cluster young: replaces\n"
+	"each with a fresh node born from a verified restore point, with no\n"
+	"lost write.\n"
 	"\n"
 	"options:\n"
 	"  -c, --config FILE  configuration (default $ROTATOR_CONFIG or\n"
@@ -24,7 +25,8 @@ static const char usage[] =
 	"commands:\n"
 	"  serve                                 run the coordinator\n"
 	"  status [CLUSTER] [--json]             members, rotations, schedule\n"
-	"  rotate CLUSTER [--reason TEXT] [--wait]  rotate now\n"
+	"  rotate CLUSTER [--node ID] [--reason TEXT] [--wait]\n"
+	"                                        replace every node, or one\n"
 	"  snapshot take CLUSTER                 take a restore point now\n"
 	"  snapshot list CLUSTER [--json]        list restore points\n"
 	"  snapshot verify ID                    check a restore point\n"
@@ -45,6 +47,7 @@ int main(int argc, char **argv)
 
 	if (!config || !*config)
 		config = "rotator.json";
+	argv[0] = "rotator"; /* getopt's messages start with it */
 	while ((c = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':

@@ -302,6 +302,17 @@ fail:
 	return -1;
 }
 
+/*
+ * mkdir, then chmod: the mode a directory gets does not depend on the
+ * caller's umask, since nodes running as another user must search it.
+ */
+static int make_dir(const char *path, mode_t mode)
+{
+	if (mkdir(path, mode) == -1)
+		return errno == EEXIST ? 0 : -1;
+	return chmod(path, mode);
+}
+
 int mkdir_p(const char *path, mode_t mode)
 {
 	char *copy = xstrdup(path);
@@ -310,16 +321,14 @@ int mkdir_p(const char *path, mode_t mode)
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		if (mkdir(copy, mode) == -1 && errno != EEXIST) {
+		if (make_dir(copy, mode) == -1) {
 			free(copy);
 			return -1;
 		}
 		*p = '/';
 	}
 	free(copy);
-	if (mkdir(path, mode) == -1 && errno != EEXIST)
-		return -1;
-	return 0;
+	return make_dir(path, mode);
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag,

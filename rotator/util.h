@@ -86,7 +86,10 @@ int append_line_synced(int fd, const char *line, size_t len, off_t *old_size,
 /* fsync the directory that holds PATH.  Returns 0 or -1. */
 int fsync_parent(const char *path) WUR;
 
-/* mkdir -p with MODE for every directory created.  Returns 0 or -1. */
+/*
+ * mkdir -p with MODE, whatever the umask, for every directory created.
+ * Returns 0 or -1.
+ */
 int mkdir_p(const char *path, mode_t mode) WUR;
 
 /* rm -rf PATH; a missing PATH is success.  Returns 0 or -1. */

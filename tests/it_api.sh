@@ -74,5 +74,19 @@ check "GET /v1/audit answers" [ "$(api GET '/v1/audit?cluster=orders')" = 200 ]
 check "POST snapshots is accepted" \
 	[ "$(api POST /v1/clusters/orders/snapshots '' "$TOKEN")" = 202 ]
 check "GET snapshots answers" [ "$(api GET /v1/clusters/orders/snapshots)" = 200 ]
+checked() { rot audit list | grep -c restore_point_checked; }
+entries=$(checked)
+check "verifying a restore point that does not exist is 404" \
+	[ "$(api POST /v1/snapshots/orders-999999/verify '' "$TOKEN")" = 404 ]
+check "and one that is not a restore point's id" \
+	[ "$(api POST /v1/snapshots/orders-..%2F1/verify '' "$TOKEN")" = 404 ]
+check "neither is recorded in the audit log" \
+	[ "$(checked)" -eq "$entries" ]
+check "the Bearer scheme is case-insensitive (past the 401 to the 400)" \
+	[ "$(curl -s -o /dev/null -w '%{http_code}' -X POST \
+		-H "Authorization: bearer $TOKEN" --data '{"reason": 5}' \
+		"http://127.0.0.1:$API_PORT/v1/clusters/orders/rotate")" = 400 ]
+check "a reason with a control character is 400" \
+	[ "$(api POST /v1/clusters/orders/rotate '{"reason": "a\u001b[2Jb"}' "$TOKEN")" = 400 ]
 check "audit verify passes" rot audit verify
 finish

@@ -6,6 +6,9 @@
 . "$(dirname "$0")/lib.sh"
 
 READ_PORT=16491
+# A space in the state directory's path: it is in every node's passfile
+# path, so primary_conninfo must quote it.
+STATE_DIR="$T/state dir"
 write_secrets
 write_config 17100 16490 15950-15999 ',
       "replicas": 2'
@@ -164,7 +167,7 @@ check "the daemon starts again" start_daemon
 check "the replicas are the ones from before" \
 	[ "$(members replica | sort | tr '\n' ' ')" = "$members_before" ]
 check "no node directory is left over" \
-	[ "$(ls "$T/state/clusters/orders/nodes" | wc -l)" -eq 3 ]
+	[ "$(ls "$STATE_DIR/clusters/orders/nodes" | wc -l)" -eq 3 ]
 check "the abort is recorded" \
 	sh -c "'$ROTATOR' -c '$T/rotator.json' audit list | grep rotation_aborted | grep -q 'stopped during verifying'"
 check "both replicas stream" wait_for 30 replicas_follow
@@ -175,7 +178,7 @@ check "audit verify passes after the crash" rot audit verify
 # than the fresh node are ended before the switch.
 frozen_port=$(ports replica | head -n 1)
 frozen_pm=""
-for f in "$T"/state/clusters/orders/nodes/*/data/postmaster.pid; do
+for f in "$STATE_DIR"/clusters/orders/nodes/*/data/postmaster.pid; do
 	[ "$(sed -n 4p "$f")" = "$frozen_port" ] && frozen_pm=$(head -n 1 "$f")
 done
 frozen="$frozen_pm $(pgrep -P "$frozen_pm" | tr '\n' ' ')"
@@ -190,7 +193,7 @@ grep -F -e +released -e -replica-lost -e aborted "$T/hung.out"
 held=$(sed -n 's/.*connections held for \([0-9]*\) ms.*/\1/p' "$T/hung.out")
 check "and writes were held ${held:-?} ms, within hold_ms" \
 	[ "${held:-99999}" -lt 5000 ]
-kill -CONT $frozen
+kill -CONT $frozen 2>/dev/null # destroyed by now, as a rule
 kill -TERM "$WRITER"
 check "the writer lost nothing with a hung replica" wait "$WRITER"
 cat "$T/writer2.json"
@@ -200,7 +203,7 @@ check "two replicas stream from the new primary again" \
 # A replica that hangs while no rotation runs: the health check takes it
 # out of the read set and replaces it.
 hung_port=$(ports replica | head -n 1)
-for f in "$T"/state/clusters/orders/nodes/*/data/postmaster.pid; do
+for f in "$STATE_DIR"/clusters/orders/nodes/*/data/postmaster.pid; do
 	[ "$(sed -n 4p "$f")" = "$hung_port" ] && hung_pm=$(head -n 1 "$f")
 done
 hung="$hung_pm $(pgrep -P "$hung_pm" | tr '\n' ' ')"

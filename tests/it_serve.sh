@@ -31,6 +31,17 @@ check "a password file readable by others is refused" \
 check "a refused configuration leaves no state_dir behind" \
 	test ! -e "$T/state"
 chmod 0600 "$T/password"
+/usr/bin/python3 -c 'import socket, time
+s = socket.socket()
+s.bind(("127.0.0.1", 17074))
+s.listen()
+time.sleep(30)' &
+HOLDER=$!
+sleep 0.5
+check "an API address in use: status 2 naming api.listen" \
+	serve_fails "$T/rotator.json: api.listen: could not listen on 127.0.0.1:17074"
+kill "$HOLDER"
+wait "$HOLDER" 2>/dev/null
 rm "$T/token"
 check "a missing token file is refused" serve_fails "api.token_file"
 

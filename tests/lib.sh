@@ -61,7 +61,7 @@ stop_pid() {
 }
 
 stop_postmasters() {
-	for f in $(find "$T" -name postmaster.pid 2>/dev/null); do
+	find "$T" -name postmaster.pid 2>/dev/null | while IFS= read -r f; do
 		stop_pid "$(head -n 1 "$f")" INT 100
 	done
 }
@@ -87,12 +87,13 @@ write_secrets() {
 }
 
 # cluster_config ENGINE BOOTSTRAP BIN_DIR API_PORT ENDPOINT_PORT PORT_RANGE
-# [EXTRA_CLUSTER_JSON]: $T/rotator.json with one cluster "orders".
+# [EXTRA_CLUSTER_JSON]: $T/rotator.json with one cluster "orders", its
+# state in $STATE_DIR (default $T/state).
 cluster_config() {
 	extra=${7:-}
 	cat >"$T/rotator.json" <<JSON
 {
-  "state_dir": "$T/state",
+  "state_dir": "${STATE_DIR:-$T/state}",
   "api": { "listen": "127.0.0.1:$4", "token_file": "$T/token" },
   "clusters": [
     {

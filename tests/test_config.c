@@ -29,6 +29,9 @@
 #define ARRAY_LEN(a) (sizeof(a) / sizeof(*(a)))
 #define STR(s) "\"" s "\""
 
+#define USER_HINT                                                              \
+	": use 1 to 63 letters, digits, '_', '.' or '-', starting with a "     \
+	"letter or '_' and not with \"pg_\""
 /* The configuration from the project's issue. */
 static const char issue_json[] =
 	"{\"state_dir\": \"/var/lib/rotator\", \"api\": { \"listen\": "
@@ -128,6 +131,22 @@ static const struct bad_case bad_cases[] = {
 	{"state_dir not a string",
 	 {{"state_dir", "5"}},
 	 ": state_dir: expected a string"},
+	{"user with a space",
+	 {{"clusters[0].auth.user", STR("Ro Tator")}},
+	 ": clusters[0].auth.user: invalid user \"Ro Tator\"" USER_HINT},
+	{"user with a quote",
+	 {{"clusters[0].auth.user", STR("o'brien")}},
+	 ": clusters[0].auth.user: invalid user \"o'brien\"" USER_HINT},
+	{"user in PostgreSQL's namespace",
+	 {{"clusters[0].auth.user", STR("pg_monitor")}},
+	 ": clusters[0].auth.user: invalid user \"pg_monitor\"" USER_HINT},
+	{"user starting with a digit",
+	 {{"clusters[0].auth.user", STR("1st")}},
+	 ": clusters[0].auth.user: invalid user \"1st\"" USER_HINT},
+	{"user longer than 63 bytes",
+	 {{"clusters[0].auth.user",
+	   STR("u234567890123456789012345678901234567890123456789012345678901234")}},
+	 ": clusters[0].auth.user: invalid user \"u234567890123456789012345678901234567890123456789012345678901234\"" USER_HINT},
 	{"state_dir empty",
 	 {{"state_dir", STR("")}},
 	 ": state_dir: must not be empty"},
@@ -536,7 +555,7 @@ static const struct raw_case raw_cases[] = {
 	 ":2:12: invalid JSON: duplicate object key"},
 	{"invalid JSON: unterminated string", "{\"state_dir\": \"/x",
 	 ":1:17: invalid JSON: "},
-	{"invalid JSON: empty file", "", ":1:0: invalid JSON: "},
+	{"invalid JSON: empty file", "", ":1:1: invalid JSON: "},
 	{"invalid JSON: scalar at top level", "42", ":1:2: invalid JSON: "},
 	{"invalid JSON: NUL in a string", "{\"state_dir\": \"/x\\u0000\"}",
 	 ":1:24: invalid JSON: \\u0000 is not allowed"},
