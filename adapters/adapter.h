@@ -47,6 +47,14 @@ struct adapter {
 	const char *name; /* "postgres", "redis" */
 
 	/*
+	 * Whether a primary found not running outside a rotation is started
+	 * again.  PostgreSQL recovers every commit from its WAL; a Redis
+	 * primary would come back with its last save only, and its replicas
+	 * would then resynchronise to that and drop what came after.
+	 */
+	bool restart_lost_primary;
+
+	/*
 	 * Make generation 1 from nothing in N (whose port and directory the
 	 * provisioner chose) and start it as the primary.
 	 */
@@ -141,6 +149,13 @@ struct adapter {
 	/* Start N if it is not running (after a host restart, say). */
 	int (*ensure_running)(struct cluster *cl, struct node *n, char *err,
 			      size_t errlen);
+
+	/*
+	 * Whether N's server process is alive; for an adopted node, which
+	 * rotator did not start, whether it answers.  Cheap: the health
+	 * check asks it of the primary every few seconds.
+	 */
+	bool (*running)(struct cluster *cl, struct node *n);
 
 	/*
 	 * Optional: drop archived history that no kept restore point needs;

@@ -573,6 +573,11 @@ static pid_t postmaster_pid(const struct node *n)
 	return pid;
 }
 
+static bool pg_running(struct cluster *cl, struct node *n)
+{
+	return prov_pid_alive(postmaster_pid(n));
+}
+
 static int pg_ensure_running(struct cluster *cl, struct node *n, char *err,
 			     size_t errlen)
 {
@@ -1718,6 +1723,7 @@ static void pg_release_restore_point(struct cluster *cl, struct node *primary)
 }
 
 const struct adapter postgres_adapter = {
+	.restart_lost_primary = true,
 	.name = "postgres",
 	.bootstrap = pg_bootstrap,
 	.adopt = pg_adopt,
@@ -1733,6 +1739,7 @@ const struct adapter postgres_adapter = {
 	.promote = pg_promote,
 	.follow = pg_follow,
 	.ensure_running = pg_ensure_running,
+	.running = pg_running,
 	.prune_archive = pg_prune_archive,
 	.release_restore_point = pg_release_restore_point,
 	.stop = pg_stop,

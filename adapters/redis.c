@@ -657,6 +657,18 @@ static int rd_stop(struct cluster *cl, struct node *n, char *err, size_t errlen)
 	return -1;
 }
 
+static bool rd_running(struct cluster *cl, struct node *n)
+{
+	char err[256];
+	redisContext *c;
+
+	if (!n->adopted)
+		return prov_pid_alive(node_pid(n));
+	c = rd_connect(cl, n, RD_QUERY_MS, err, sizeof(err));
+	redisFree(c);
+	return c != NULL;
+}
+
 static int rd_ensure_running(struct cluster *cl, struct node *n, char *err,
 			     size_t errlen)
 {
@@ -1703,5 +1715,6 @@ const struct adapter redis_adapter = {
 	.promote = rd_promote,
 	.follow = rd_follow,
 	.ensure_running = rd_ensure_running,
+	.running = rd_running,
 	.stop = rd_stop,
 };

@@ -156,6 +156,7 @@ static json_t *cluster_json(struct cluster *cl)
 		cl->bootstrap_failed ? "failed"
 		: !cl->bootstrapped  ? "starting"
 		: cl->running	     ? "rotating"
+		: cl->primary_down   ? "primary_down"
 				     : "ready",
 		"members", members, "last_rotation", last, "running_rotation",
 		cl->running ? cl->running->id : NULL, "next_rotation_in_s",

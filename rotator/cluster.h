@@ -90,6 +90,7 @@ struct cluster {
 	int64_t last_snapshot_at; /* wall ms */
 	bool bootstrapped;
 	bool bootstrap_failed;
+	bool primary_down; /* found not running, recorded; not seen since */
 };
 
 /* Human name of ROLE. */

@@ -40,7 +40,7 @@
 #define TICK_MS 1000
 #define START_TRIES 5
 #define REPLICA_RETRY_MS 30000 /* after a failed replica change */
-#define HEALTH_EVERY_MS 10000  /* replicas' health checks */
+#define HEALTH_EVERY_MS 10000  /* members' health checks */
 #define HEALTH_STRIKES 2       /* failed checks in a row: replaced */
 
 static struct daemon *the_daemon;
@@ -506,10 +506,85 @@ static void drop_replica(struct cluster *cl, struct node *r, const char *why)
 }
 
 /*
- * The health check of CL's replicas, a job like the others: it runs only
+ * Record in the audit log, as WHAT, and as the event "+what" or "-what"
+ * (SIGN), that PRIMARY is down, or up again.
+ */
+static void record_primary(struct cluster *cl, const struct node *primary,
+			   const char *what, char sign, const char *why)
+{
+	json_t *fields = json_pack("{s:i, s:s}", "generation",
+				   primary->generation, "reason", why);
+	char event[32];
+
+	snprintf(event, sizeof(event), "%c%s", sign, what);
+	for (char *c = event; *c; c++)
+		if (*c == '_')
+			*c = '-';
+	daemon_event(cl->daemon, cl->cfg->name, event, NULL,
+		     "generation %d%s%s", primary->generation, *why ? ": " : "",
+		     why);
+	if (audit_append(cl->daemon->audit, what, cl->cfg->name, fields) == -1)
+		slog_error(cl->scope, "could not record %s", what);
+	json_decref(fields);
+}
+
+static void set_primary_down(struct cluster *cl, bool down)
+{
+	pthread_mutex_lock(&cl->lock);
+	cl->primary_down = down;
+	pthread_mutex_unlock(&cl->lock);
+}
+
+/*
+ * A primary whose server is not running (killed, crashed) is started
+ * again where the engine loses nothing by that, as serve does at its
+ * start; otherwise, and when it does not start, the cluster is marked
+ * down once, with the fact in the audit log, until the primary runs again
+ * or is replaced.  Never during a rotation, which stops the old primary
+ * on purpose: the caller holds the job lock.  Returns whether the primary
+ * runs now.
+ */
+static bool check_primary(struct cluster *cl, struct node *primary)
+{
+	char err[ERRLEN] = "";
+	bool down;
+
+	pthread_mutex_lock(&cl->lock);
+	down = cl->primary_down;
+	pthread_mutex_unlock(&cl->lock);
+	if (cl->adapter->running(cl, primary)) {
+		if (down) {
+			record_primary(cl, primary, "primary_up", '+', "");
+			set_primary_down(cl, false);
+		}
+		return true;
+	}
+	if (cl->adapter->restart_lost_primary) {
+		if (start_node(cl, primary, err) == 0) {
+			record_primary(cl, primary, "primary_restarted", '+',
+				       "it was not running");
+			set_primary_down(cl, false);
+			return true;
+		}
+	} else {
+		snprintf(err, sizeof(err),
+			 "not started again: it would come back with its last "
+			 "save only, and its replicas would drop what came "
+			 "after it");
+	}
+	if (!down) {
+		record_primary(cl, primary, "primary_down", '-', err);
+		set_primary_down(cl, true);
+	}
+	return false;
+}
+
+/*
+ * The health check of CL's members, a job like the others: it runs only
  * when it gets the job lock at once, so it never delays a rotation for
- * long.  A replica seen unhealthy HEALTH_STRIKES times in a row is
- * dropped (drop_replica()).
+ * long.  The primary is started again if it is not running
+ * (check_primary()); a replica seen unhealthy HEALTH_STRIKES times in a
+ * row is dropped (drop_replica()).
  */
 static void *health_main(void *arg)
 {
@@ -517,6 +592,7 @@ static void *health_main(void *arg)
 	struct node replicas[MAX_REPLICAS + 1], primary = {0};
 	int strikes[MAX_REPLICAS + 1];
 	char err[ERRLEN];
+	bool up;
 	int n = 0;
 
 	if (pthread_mutex_trylock(&cl->job_lock) != 0)
@@ -529,7 +605,9 @@ static void *health_main(void *arg)
 			node_copy(&replicas[n++], &cl->nodes[i]);
 	pthread_mutex_unlock(&cl->lock);
 
-	for (int i = 0; primary.generation && i < n; i++) {
+	/* Replicas are not blamed for a primary that is down. */
+	up = primary.generation && check_primary(cl, &primary);
+	for (int i = 0; up && i < n; i++) {
 		bool ok = replica_healthy(cl, &replicas[i], &primary, err);
 		struct node *m;
 
@@ -558,18 +636,16 @@ out:
 	return NULL;
 }
 
-/* Start the health check of CL's replicas when one is due. */
+/* Start the health check of CL's members when one is due. */
 static void check_health(struct cluster *cl, int64_t now)
 {
-	bool start, replicas = false;
+	bool start;
 
 	if (now < cl->next_health_check)
 		return;
 	cl->next_health_check = now + HEALTH_EVERY_MS;
 	pthread_mutex_lock(&cl->lock);
-	for (int i = 0; i < cl->n_nodes; i++)
-		replicas |= cl->nodes[i].role == NODE_REPLICA;
-	start = replicas && !cl->health_running && !cl->running &&
+	start = cl->n_nodes > 0 && !cl->health_running && !cl->running &&
 		!cl->snapshot_running && !cl->verify_running;
 	if (start)
 		cl->health_running = true;

@@ -88,5 +88,16 @@ check "the Bearer scheme is case-insensitive (past the 401 to the 400)" \
 		"http://127.0.0.1:$API_PORT/v1/clusters/orders/rotate")" = 400 ]
 check "a reason with a control character is 400" \
 	[ "$(api POST /v1/clusters/orders/rotate '{"reason": "a\u001b[2Jb"}' "$TOKEN")" = 400 ]
+
+# A primary killed outside a rotation: the health check (every 10 s)
+# starts it again and records it.
+port=$(primary_port)
+kill -KILL "$(postmaster_of "$port")"
+restarted() {
+	rot audit list | grep -q primary_restarted &&
+		[ "$(psql_at "$port" 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]
+}
+check "a killed primary is started again and recorded" wait_for 60 restarted
+check "the cluster is ready again" cluster_ready
 check "audit verify passes" rot audit verify
 finish

@@ -169,4 +169,29 @@ check "SIGTERM stops the daemon with status 0 ($DAEMON_STATUS)" \
 	[ "$DAEMON_STATUS" -eq 0 ]
 check "the primary keeps running after the daemon stops" \
 	[ "$(redis_at "$port" PING)" = PONG ]
+
+# A Redis primary killed outside a rotation is not started again by the
+# daemon (it would come back with its last save only): it says so, once.
+check "the daemon starts again" start_daemon
+gen=$(rot status orders --json | python3 -c 'import json,sys
+print([m["generation"] for m in json.load(sys.stdin)["members"]
+       if m["role"] == "primary"][0])')
+kill -KILL "$(head -n 1 "$T/state/clusters/orders/nodes/$gen/redis.pid")"
+down() {
+	rot status orders --json | grep -q '"status": "primary_down"' &&
+		[ "$(rot audit list | grep -c primary_down)" -eq 1 ]
+}
+check "a killed Redis primary is recorded down" wait_for 40 down
+still_down() {
+	[ "$(rot audit list | grep -c primary_down)" -eq 1 ] &&
+		! redis_at "$port" PING >/dev/null 2>&1
+}
+sleep 11
+check "once, and it is not started again" still_down
+check "its replica is not blamed for it" \
+	sh -c "! '$ROTATOR' -c '$T/rotator.json' audit list | grep -q replica_lost"
+stop_daemon
+check "serve starts it at its next start" start_daemon
+check "it answers again" [ "$(redis_at "$port" PING)" = PONG ]
+check "audit verify passes at the end" rot audit verify
 finish

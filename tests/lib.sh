@@ -162,6 +162,13 @@ stop_daemon() {
 	DAEMON_PID=""
 }
 
+# postmaster_of PORT: the pid of this test's postmaster on PORT.
+postmaster_of() {
+	find "$T" -name postmaster.pid 2>/dev/null | while IFS= read -r f; do
+		[ "$(sed -n 4p "$f")" = "$1" ] && head -n 1 "$f"
+	done
+}
+
 # psql_at PORT SQL: one value from the node on PORT.
 psql_at() {
 	PGPASSWORD=$(cat "$T/password") "$PG_BIN/psql" -X -A -t -q \
@@ -204,7 +211,7 @@ REDISWRITER="$TOP/build/tests/rediswriter"
 # stop_redis_servers: SIGTERM (with SIGCONT, for a stopped one), then
 # SIGKILL, to every redis-server whose pidfile lies under $T.
 stop_redis_servers() {
-	for f in $(find "$T" -name 'redis*.pid' 2>/dev/null); do
+	find "$T" -name 'redis*.pid' 2>/dev/null | while IFS= read -r f; do
 		pid=$(head -n 1 "$f")
 		[ -n "$pid" ] || continue
 		kill -CONT "$pid" 2>/dev/null
