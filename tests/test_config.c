@@ -29,6 +29,10 @@
 #define ARRAY_LEN(a) (sizeof(a) / sizeof(*(a)))
 #define STR(s) "\"" s "\""
 
+/* 64 bytes, one more than a PostgreSQL name holds. */
+#define LONG_USER                                                              \
+	"u234567890123456789012345678901234567890123456789012345678901234"
+
 #define USER_HINT                                                              \
 	": use 1 to 63 letters, digits, '_', '.' or '-', starting with a "     \
 	"letter or '_' and not with \"pg_\""
@@ -144,9 +148,8 @@ static const struct bad_case bad_cases[] = {
 	 {{"clusters[0].auth.user", STR("1st")}},
 	 ": clusters[0].auth.user: invalid user \"1st\"" USER_HINT},
 	{"user longer than 63 bytes",
-	 {{"clusters[0].auth.user",
-	   STR("u234567890123456789012345678901234567890123456789012345678901234")}},
-	 ": clusters[0].auth.user: invalid user \"u234567890123456789012345678901234567890123456789012345678901234\"" USER_HINT},
+	 {{"clusters[0].auth.user", STR(LONG_USER)}},
+	 ": clusters[0].auth.user: invalid user \"" LONG_USER "\"" USER_HINT},
 	{"state_dir empty",
 	 {{"state_dir", STR("")}},
 	 ": state_dir: must not be empty"},
