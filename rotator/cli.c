@@ -560,11 +560,34 @@ static int audit_list(struct cli *cli, const char *cluster, bool as_json)
 	char path[256];
 	size_t i;
 
+	if (cluster &&
+	    (strlen(cluster) > 64 ||
+	     strspn(cluster, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			     "abcdefghijklmnopqrstuvwxyz0123456789_") !=
+		     strlen(cluster))) {
+		fprintf(stderr, "rotator: invalid cluster name \"%.64s\"\n",
+			cluster);
+		return 2;
+	}
 	if (cluster)
 		snprintf(path, sizeof(path), "/v1/audit?cluster=%s", cluster);
 	else
 		snprintf(path, sizeof(path), "/v1/audit");
 	if (call(cli, "GET", path, NULL, &reply) != 200) {
+		json_decref(reply);
+		return 1;
+	}
+
+	/*
+	 * The log keeps the entries of clusters since removed from the
+	 * configuration; a name that is in neither is most likely a typo.
+	 */
+	if (cluster && !config_cluster(cli->cfg, cluster) &&
+	    json_array_size(json_object_get(reply, "entries")) == 0) {
+		fprintf(stderr,
+			"rotator: no cluster \"%s\" in %s and no audit entry "
+			"of one\n",
+			cluster, cli->cfg->path);
 		json_decref(reply);
 		return 1;
 	}

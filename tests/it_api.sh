@@ -71,6 +71,8 @@ check "with the canary table in place the rotation succeeds" \
 check "the daemon still answers GET /v1/clusters" \
 	[ "$(api GET /v1/clusters)" = 200 ]
 check "GET /v1/audit answers" [ "$(api GET '/v1/audit?cluster=orders')" = 200 ]
+check "audit list of a cluster that is nowhere exits 1" \
+	sh -c "'$ROTATOR' -c '$T/rotator.json' audit list --cluster nope 2>&1; [ \$? -eq 1 ]" >/dev/null
 check "POST snapshots is accepted" \
 	[ "$(api POST /v1/clusters/orders/snapshots '' "$TOKEN")" = 202 ]
 check "GET snapshots answers" [ "$(api GET /v1/clusters/orders/snapshots)" = 200 ]
