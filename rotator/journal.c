@@ -262,3 +262,53 @@ done:
 	free(buf);
 	return rc;
 }
+
+static bool ended(json_t *record)
+{
+	const char *state = json_string_value(json_object_get(record, "state"));
+
+	return state &&
+	       (strcmp(state, "done") == 0 || strcmp(state, "aborted") == 0);
+}
+
+int journal_trim(struct journal *journal)
+{
+	char err[512];
+	json_t *active;
+	const char *id;
+	json_t *record;
+	void *tmp;
+	int fd, rc = -1;
+
+	pthread_mutex_lock(&journal->lock);
+	active = journal_replay(journal->path, err, sizeof(err));
+	if (!active) {
+		log_error("could not trim the journal: %s", err);
+		goto out;
+	}
+	json_object_foreach_safe(active, tmp, id, record)
+	{
+		if (ended(record))
+			json_object_del(active, id);
+	}
+
+	/*
+	 * The new file replaces the old by rename, and the old descriptor
+	 * then points at a file no one will read: once the rename is done,
+	 * appends must go to the new file or fail, never to the old one.
+	 */
+	if (journal_compact(journal->path, active) == -1)
+		goto out;
+	fd = open(journal->path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (fd == -1)
+		log_error("could not open journal \"%s\" again: %s; every "
+			  "step fails until the daemon restarts",
+			  journal->path, strerror(errno));
+	close(journal->fd);
+	journal->fd = fd;
+	rc = fd == -1 ? -1 : 0;
+out:
+	pthread_mutex_unlock(&journal->lock);
+	json_decref(active);
+	return rc;
+}

@@ -50,4 +50,13 @@ json_t *journal_replay(const char *path, char *err, size_t errlen);
  */
 int journal_compact(const char *path, json_t *active) WUR;
 
+/*
+ * Compact the open JOURNAL in place: the records of rotations that ended
+ * ("state" "done" or "aborted") are dropped, the others merged, and
+ * appends go on to the new file.  Called when a rotation ends, so that a
+ * daemon that runs for months keeps a journal of a few lines.  Returns 0,
+ * or -1 after logging (the journal is then as it was).
+ */
+int journal_trim(struct journal *journal) WUR;
+
 #endif

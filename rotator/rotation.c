@@ -505,6 +505,9 @@ static void finish(struct rotation *rot, enum rotation_state end,
 	if (rotation_enter(rot, end, reason) == -1)
 		slog_error(cl->scope, "rotation %s: could not journal its end",
 			   rot->id);
+	else if (journal_trim(cl->daemon->journal) == -1)
+		slog_error(cl->scope, "rotation %s: could not trim the journal",
+			   rot->id);
 	fields = json_pack("{s:s, s:s, s:s, s:i, s:i, s:I, s:O}", "rotation",
 			   rot->id, "restore_point", rot->restore_point,
 			   "reason", reason ? reason : "", "old_generation",

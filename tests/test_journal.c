@@ -303,6 +303,40 @@ static void test_compact_keeps_only_active(void **state)
 	json_decref(active);
 }
 
+/*
+ * Trimming an open journal drops the rotation that ended, keeps the one in
+ * flight merged, and later appends land in the trimmed file.
+ */
+static void test_trim_open_journal(void **state)
+{
+	struct fixture *fx = *state;
+	struct journal *journal;
+	json_t *active;
+
+	write_two_rotations(fx->path);
+	journal = open_journal(fx->path);
+	assert_int_equal(journal_trim(journal), 0);
+	assert_int_equal(count_lines(fx->path), 1);
+	active = replay_ok(fx->path);
+	assert_null(json_object_get(active, "cache-3"));
+	assert_string_equal(state_of(active, "main-7"), "fenced");
+	assert_int_equal(json_integer_value(json_object_get(
+				 json_object_get(active, "main-7"), "port")),
+			 5433);
+	json_decref(active);
+
+	append(journal, "{s:s,s:s}", "rotation", "main-7", "state", "aborted");
+	append(journal, "{s:s,s:s}", "rotation", "cache-4", "state",
+	       "provisioning");
+	assert_int_equal(count_lines(fx->path), 3);
+	assert_int_equal(journal_trim(journal), 0);
+	active = replay_ok(fx->path);
+	assert_int_equal(json_object_size(active), 1);
+	assert_string_equal(state_of(active, "cache-4"), "provisioning");
+	json_decref(active);
+	journal_close(journal);
+}
+
 static void test_missing_file_is_empty(void **state)
 {
 	struct fixture *fx = *state;
@@ -412,6 +446,7 @@ int main(void)
 		T(test_append_after_torn_tail),
 		T(test_corrupt_middle_line),
 		T(test_compact_keeps_only_active),
+		T(test_trim_open_journal),
 		T(test_missing_file_is_empty),
 		T(test_concurrent_appends),
 	};
