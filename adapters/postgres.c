@@ -28,6 +28,7 @@
 #include <ftw.h>
 #include <poll.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,9 @@
 #define PG_TOOL_TIMEOUT_MS (10 * 60 * 1000)
 #define PG_START_TIMEOUT_MS (300 * 1000)
 #define PG_START_POLL_MS 5
+#define PG_SPAWN_MS (15 * 1000) /* to write postmaster.pid at all */
+#define MAX_ORPHANS 256
+#define ORPHAN_WAIT_MS 5000
 #define PG_LIVE_MS 5000 /* for the fresh node to replay a record */
 #define PG_WAL_SEGMENT (16 * 1024 * 1024)
 #define PG_VALUE_LEN 512
@@ -484,8 +488,9 @@ static int wait_ready(const char *dir, const char *logf,
 		      const char *stale_start, char *err, size_t errlen)
 {
 	char *path = xasprintf("%s/postmaster.pid", dir);
-	int64_t deadline = now_ms() + PG_START_TIMEOUT_MS;
+	int64_t started = now_ms(), deadline = started + PG_START_TIMEOUT_MS;
 	char start[32], status[32];
+	bool seen = false;
 	int rc = -1;
 	long pid;
 
@@ -493,7 +498,8 @@ static int wait_ready(const char *dir, const char *logf,
 		read_pid_file(path, &pid, start, sizeof(start), status,
 			      sizeof(status));
 		if (pid > 0 && strcmp(start, stale_start) != 0) {
-			if (kill((pid_t)pid, 0) == -1 && errno == ESRCH) {
+			seen = true;
+			if (!prov_pid_alive((pid_t)pid)) {
 				snprintf(err, errlen,
 					 "server in \"%s\" stopped while "
 					 "starting; see \"%s\"",
@@ -504,6 +510,21 @@ static int wait_ready(const char *dir, const char *logf,
 			if (strcmp(status, "ready") == 0 ||
 			    strcmp(status, "standby") == 0)
 				rc = 0;
+		} else if (seen || now_ms() - started > PG_SPAWN_MS) {
+			/*
+			 * A postmaster writes its lock file first thing; one
+			 * that never does, or removes it again, failed to
+			 * start (a port in use, a lock file it will not
+			 * override): waiting out the start's bound would
+			 * leave the node down for minutes.
+			 */
+			snprintf(err, errlen, "server in \"%s\" %s; see \"%s\"",
+				 dir,
+				 seen ? "stopped while starting"
+				      : "did not create postmaster.pid",
+				 logf);
+			free(path);
+			return -1;
 		}
 		if (rc == -1)
 			sleep_ms(PG_START_POLL_MS);
@@ -515,6 +536,87 @@ static int wait_ready(const char *dir, const char *logf,
 			 dir, PG_START_TIMEOUT_MS / 1000, logf);
 	free(path);
 	return rc;
+}
+
+/*
+ * The live postgres processes that work in data directory DIR, at most
+ * MAX of them into PIDS (which may be NULL); returns how many there are,
+ * or -1 when /proc cannot be read.  Every process of a PostgreSQL server,
+ * the postmaster and any backend it left behind when it was killed, runs
+ * the postgres binary with the data directory as its working directory;
+ * an operator's shell there is not one.  Processes this user may not look
+ * at are not of this node.
+ */
+static bool runs_postgres(int pid)
+{
+	char link[64], exe[PATH_MAX];
+	ssize_t len;
+	const char *base;
+
+	snprintf(link, sizeof(link), "/proc/%d/exe", pid);
+	len = readlink(link, exe, sizeof(exe) - 1);
+	if (len < 0)
+		return false;
+	exe[len] = '\0';
+	base = strrchr(exe, '/');
+	return strcmp(base ? base + 1 : exe, "postgres") == 0;
+}
+
+static int dir_processes(const char *dir, pid_t *pids, int max)
+{
+	char real[PATH_MAX], link[64], cwd[PATH_MAX];
+	DIR *proc = opendir("/proc");
+	struct dirent *de;
+	int n = 0;
+
+	if (!proc || !realpath(dir, real)) {
+		if (proc)
+			closedir(proc);
+		return -1;
+	}
+	while ((de = readdir(proc)) != NULL) {
+		int pid = atoi(de->d_name);
+		ssize_t len;
+
+		if (pid <= 0)
+			continue;
+		snprintf(link, sizeof(link), "/proc/%d/cwd", pid);
+		len = readlink(link, cwd, sizeof(cwd) - 1);
+		if (len < 0)
+			continue;
+		cwd[len] = '\0';
+		if (strcmp(cwd, real) != 0 || !runs_postgres(pid) ||
+		    !prov_pid_alive(pid))
+			continue;
+		if (pids && n < max)
+			pids[n] = pid;
+		n++;
+	}
+	closedir(proc);
+	return n;
+}
+
+/*
+ * PostgreSQL refuses to start while kill(pid, 0) succeeds on the pid in
+ * postmaster.pid, which it does on a killed postmaster that init has not
+ * reaped yet, and on an unrelated process that got the pid since.  When
+ * no live process works in the directory the file is stale for certain,
+ * and it is removed.
+ */
+static void clear_stale_lock(const char *dir)
+{
+	char *path = xasprintf("%s/postmaster.pid", dir);
+	pid_t pid = prov_read_pid(path);
+
+	if (pid > 0 && dir_processes(dir, NULL, 0) == 0) {
+		log_warning("removing \"%s\", left by postmaster %d, which is "
+			    "gone",
+			    path, (int)pid);
+		if (unlink(path) == -1 && errno != ENOENT)
+			log_error("could not remove \"%s\": %s", path,
+				  strerror(errno));
+	}
+	free(path);
 }
 
 static int pg_start(struct cluster *cl, const struct node *n, char *err,
@@ -548,6 +650,7 @@ static int pg_start(struct cluster *cl, const struct node *n, char *err,
 		char stale[32], status[32];
 		long pid;
 
+		clear_stale_lock(dir);
 		read_pid_file(pidfile, &pid, stale, sizeof(stale), status,
 			      sizeof(status));
 		free(pidfile);
@@ -578,20 +681,45 @@ static bool pg_running(struct cluster *cl, struct node *n)
 	return prov_pid_alive(postmaster_pid(n));
 }
 
-static int pg_ensure_running(struct cluster *cl, struct node *n, char *err,
-			     size_t errlen)
-{
-	if (prov_pid_alive(postmaster_pid(n)))
-		return 0;
-	return pg_start(cl, n, err, errlen);
-}
-
 /*
  * Stop N for good: fast shutdown, given FAST_MS to finish, then
  * immediate, then SIGKILL, each with a bound.  Success means the
  * postmaster is gone (its children follow it: they exit when they notice
  * it died).
  */
+/*
+ * Backends of a postmaster that was killed (by rotator's last signal, or
+ * by anyone) exit when they notice, which a stopped one, or one waiting
+ * for a client to authenticate, may not do for a long time: they hold the
+ * node's shared memory, so that it cannot start again, and its directory.
+ * Each is sent SIGKILL, and given ORPHAN_WAIT_MS to go.
+ */
+static int end_orphans(struct cluster *cl, struct node *n, char *err,
+		       size_t errlen)
+{
+	char *dir = data_dir(n);
+	pid_t pids[MAX_ORPHANS];
+	int64_t deadline = now_ms() + ORPHAN_WAIT_MS;
+	int count;
+
+	while ((count = dir_processes(dir, pids, MAX_ORPHANS)) > 0 &&
+	       now_ms() < deadline) {
+		log_warning("ending %d process%s left in \"%s\"", count,
+			    count == 1 ? "" : "es", dir);
+		for (int i = 0; i < count && i < MAX_ORPHANS; i++) {
+			kill(pids[i], SIGCONT);
+			kill(pids[i], SIGKILL);
+		}
+		sleep_ms(100);
+	}
+	free(dir);
+	if (count <= 0)
+		return 0;
+	snprintf(err, errlen, "%d processes of %s/%d outlive SIGKILL", count,
+		 cl->cfg->name, n->generation);
+	return -1;
+}
+
 static int stop_postmaster(struct cluster *cl, struct node *n, int64_t fast_ms,
 			   char *err, size_t errlen)
 {
@@ -600,38 +728,45 @@ static int stop_postmaster(struct cluster *cl, struct node *n, int64_t fast_ms,
 		int64_t wait_ms;
 	} steps[] = {{SIGINT, fast_ms}, {SIGQUIT, 10000}, {SIGKILL, 10000}};
 	pid_t pid = postmaster_pid(n);
-	bool leader;
-
-	if (!prov_pid_alive(pid))
-		return 0;
+	bool gone = !prov_pid_alive(pid);
 
 	/*
-	 * pg_ctl starts the postmaster as the leader of its own process
-	 * group, which its backends share.  Each signal comes with a
-	 * SIGCONT to the group, so that a stopped postmaster, or stopped
-	 * children it waits for, can act on it; the last one, SIGKILL,
-	 * goes to the whole group, so that no child is left behind.
+	 * Each signal comes with a SIGCONT, so that a stopped postmaster can
+	 * act on it.  Its children are in sessions of their own (PostgreSQL
+	 * calls setsid() in each), out of reach of a signal to its group:
+	 * end_orphans() deals with those that outlive it.
 	 */
-	leader = getpgid(pid) == pid;
-	for (size_t i = 0; i < sizeof(steps) / sizeof(*steps); i++) {
-		if (leader)
-			kill(-pid, SIGCONT);
-		if (leader && steps[i].sig == SIGKILL)
-			kill(-pid, SIGKILL);
+	for (size_t i = 0; !gone && i < sizeof(steps) / sizeof(*steps); i++) {
+		kill(pid, SIGCONT);
 		if (kill(pid, steps[i].sig) == -1 && errno == ESRCH)
-			return 0;
-		if (prov_wait_gone(pid, now_ms() + steps[i].wait_ms))
-			return 0;
-		log_warning("postmaster %d of %s/%d ignored signal %d", pid,
-			    cl->cfg->name, n->generation, steps[i].sig);
+			gone = true;
+		else if (prov_wait_gone(pid, now_ms() + steps[i].wait_ms))
+			gone = true;
+		else
+			log_warning("postmaster %d of %s/%d ignored signal %d",
+				    pid, cl->cfg->name, n->generation,
+				    steps[i].sig);
 	}
-	snprintf(err, errlen, "could not stop postmaster %d", (int)pid);
-	return -1;
+	if (!gone) {
+		snprintf(err, errlen, "could not stop postmaster %d", (int)pid);
+		return -1;
+	}
+	return end_orphans(cl, n, err, errlen);
 }
 
 static int pg_stop(struct cluster *cl, struct node *n, char *err, size_t errlen)
 {
 	return stop_postmaster(cl, n, 30000, err, errlen);
+}
+
+static int pg_ensure_running(struct cluster *cl, struct node *n, char *err,
+			     size_t errlen)
+{
+	if (prov_pid_alive(postmaster_pid(n)))
+		return 0;
+	if (end_orphans(cl, n, err, errlen) == -1)
+		return -1;
+	return pg_start(cl, n, err, errlen);
 }
 
 static int pg_bootstrap(struct cluster *cl, struct node *n, char *err,

@@ -243,6 +243,23 @@ static bool unknown_member(json_t *body, const char *const *keys,
  */
 #define MAX_TEXT 512
 
+/*
+ * Whether the UTF-8 sequence at S (valid: jansson checked it) is a
+ * control that a terminal or a viewer acts on: C1 (U+0080-U+009F), the
+ * line and paragraph separators (U+2028, U+2029), or a bidirectional
+ * embedding, override or isolate (U+202A-U+202E, U+2066-U+2069).
+ */
+static bool unicode_control(const unsigned char *s)
+{
+	if (s[0] == 0xc2)
+		return s[1] >= 0x80 && s[1] <= 0x9f;
+	if (s[0] != 0xe2)
+		return false;
+	if (s[1] == 0x80)
+		return s[2] >= 0xa8 && s[2] <= 0xae;
+	return s[1] == 0x81 && s[2] >= 0xa6 && s[2] <= 0xa9;
+}
+
 static bool text_member_ok(json_t *body, const char *key)
 {
 	json_t *v = json_object_get(body, key);
@@ -254,7 +271,7 @@ static bool text_member_ok(json_t *body, const char *key)
 	if (json_string_length(v) > MAX_TEXT)
 		return false;
 	for (s = (const unsigned char *)json_string_value(v); *s; s++) {
-		if (*s < 0x20 || *s == 0x7f)
+		if (*s < 0x20 || *s == 0x7f || unicode_control(s))
 			return false;
 		if (*s != ' ')
 			blank = false;

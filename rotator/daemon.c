@@ -265,6 +265,64 @@ static void start_replicas(struct cluster *cl)
 }
 
 /*
+ * Record in the audit log, as WHAT, and as the event "+what" or "-what"
+ * (SIGN), that PRIMARY is down, or up again.
+ */
+static void record_primary(struct cluster *cl, const struct node *primary,
+			   const char *what, char sign, const char *why)
+{
+	json_t *fields = json_pack("{s:i, s:s}", "generation",
+				   primary->generation, "reason", why);
+	char event[32];
+
+	snprintf(event, sizeof(event), "%c%s", sign, what);
+	for (char *c = event; *c; c++)
+		if (*c == '_')
+			*c = '-';
+	daemon_event(cl->daemon, cl->cfg->name, event, NULL,
+		     "generation %d%s%s", primary->generation, *why ? ": " : "",
+		     why);
+	if (audit_append(cl->daemon->audit, what, cl->cfg->name, fields) == -1)
+		slog_error(cl->scope, "could not record %s", what);
+	json_decref(fields);
+}
+
+static void set_primary_down(struct cluster *cl, bool down)
+{
+	pthread_mutex_lock(&cl->lock);
+	cl->primary_down = down;
+	pthread_mutex_unlock(&cl->lock);
+}
+
+/*
+ * Whether the start-up job must leave PRIMARY down: it is not running, the
+ * engine would lose writes by starting it (see restart_lost_primary), and
+ * a replica runs, which holds what the primary's last save does not.
+ * After a host restart, with every node down, the primary is started.
+ */
+static bool primary_left_down(struct cluster *cl, struct node *primary)
+{
+	bool replica_runs = false;
+
+	if (cl->adapter->restart_lost_primary ||
+	    cl->adapter->running(cl, primary))
+		return false;
+	pthread_mutex_lock(&cl->lock);
+	for (int i = 0; i < cl->n_nodes && !replica_runs; i++)
+		replica_runs = cl->nodes[i].role == NODE_REPLICA &&
+			       cl->adapter->running(cl, &cl->nodes[i]);
+	pthread_mutex_unlock(&cl->lock);
+	if (replica_runs) {
+		record_primary(cl, primary, "primary_down", '-',
+			       "not started: it would come back with its last "
+			       "save only, and its running replicas would drop "
+			       "what came after it");
+		set_primary_down(cl, true);
+	}
+	return replica_runs;
+}
+
+/*
  * The start-up job of a cluster: make generation 1 or make sure the
  * members run, point the endpoints at them, and have a first restore
  * point.
@@ -288,6 +346,9 @@ static void *startup_main(void *arg)
 	pthread_mutex_unlock(&cl->lock);
 	if (!have_primary) {
 		rc = bootstrap_cluster(cl, err);
+	} else if (primary_left_down(cl, &primary)) {
+		rc = 0;
+		node_release(&primary);
 	} else {
 		rc = start_node(cl, &primary, err);
 		node_release(&primary);
@@ -502,36 +563,6 @@ static void drop_replica(struct cluster *cl, struct node *r, const char *why)
 	cluster_remove_node(cl, r->generation);
 	if (cluster_save_state(cl) == -1)
 		slog_error(cl->scope, "could not save members");
-	pthread_mutex_unlock(&cl->lock);
-}
-
-/*
- * Record in the audit log, as WHAT, and as the event "+what" or "-what"
- * (SIGN), that PRIMARY is down, or up again.
- */
-static void record_primary(struct cluster *cl, const struct node *primary,
-			   const char *what, char sign, const char *why)
-{
-	json_t *fields = json_pack("{s:i, s:s}", "generation",
-				   primary->generation, "reason", why);
-	char event[32];
-
-	snprintf(event, sizeof(event), "%c%s", sign, what);
-	for (char *c = event; *c; c++)
-		if (*c == '_')
-			*c = '-';
-	daemon_event(cl->daemon, cl->cfg->name, event, NULL,
-		     "generation %d%s%s", primary->generation, *why ? ": " : "",
-		     why);
-	if (audit_append(cl->daemon->audit, what, cl->cfg->name, fields) == -1)
-		slog_error(cl->scope, "could not record %s", what);
-	json_decref(fields);
-}
-
-static void set_primary_down(struct cluster *cl, bool down)
-{
-	pthread_mutex_lock(&cl->lock);
-	cl->primary_down = down;
 	pthread_mutex_unlock(&cl->lock);
 }
 

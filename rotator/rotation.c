@@ -264,6 +264,19 @@ static int catch_up(struct rotation *rot, char *err)
 					  last, sizeof(last)) == 0 &&
 		    cu.streaming && cu.lag_bytes <= cl->cfg->max_lag_bytes)
 			break;
+
+		/*
+		 * A primary that died meanwhile will not be started again by
+		 * the health check while this rotation holds the job lock:
+		 * end the rotation now, so that it can.
+		 */
+		if (!cl->adapter->running(cl, &rot->primary)) {
+			snprintf(err, ERRLEN,
+				 "the primary, generation %d, stopped running "
+				 "while the fresh node caught up",
+				 rot->primary.generation);
+			return -1;
+		}
 		if (now_ms() > deadline) {
 			snprintf(err, ERRLEN,
 				 "fresh node did not catch up within %" PRId64
@@ -486,7 +499,8 @@ static void roll_back(struct rotation *rot)
 		slog_error(cl->scope,
 			   "rotation %s: could not destroy the fresh node: %s",
 			   rot->id, err);
-	if (!rot->replica && cl->adapter->release_restore_point)
+	if (!rot->replica && rot->old.generation &&
+	    cl->adapter->release_restore_point)
 		cl->adapter->release_restore_point(cl, &rot->old);
 	cluster_publish(cl);
 }
@@ -1058,6 +1072,14 @@ struct rotation *rotation_start(struct cluster *cl, const char *reason,
 		pthread_mutex_unlock(&cl->lock);
 		return NULL;
 	}
+	if (cl->primary_down) {
+		snprintf(err, errlen,
+			 "the primary of cluster \"%s\" is down: no node can "
+			 "catch up from it",
+			 cl->cfg->name);
+		pthread_mutex_unlock(&cl->lock);
+		return NULL;
+	}
 	rot = rotation_new(cl, reason, requester);
 	*status = plan_legs(cl, rot, node, err, errlen);
 	if (*status != 0) {
@@ -1072,6 +1094,18 @@ struct rotation *rotation_start(struct cluster *cl, const char *reason,
 		pthread_mutex_unlock(&cl->lock);
 		rotation_free(rot);
 		snprintf(err, errlen, "could not save cluster state");
+		return NULL;
+	}
+
+	/*
+	 * Journaled before it is recorded as requested, so that a daemon
+	 * that stops before its first leg begins still ends it, as aborted,
+	 * at the next start.
+	 */
+	if (journal_sync(rot) == -1) {
+		pthread_mutex_unlock(&cl->lock);
+		rotation_free(rot);
+		snprintf(err, errlen, "could not write the journal");
 		return NULL;
 	}
 	*status = 0;

@@ -90,11 +90,32 @@ check "the Bearer scheme is case-insensitive (past the 401 to the 400)" \
 		"http://127.0.0.1:$API_PORT/v1/clusters/orders/rotate")" = 400 ]
 check "a reason with a control character is 400" \
 	[ "$(api POST /v1/clusters/orders/rotate '{"reason": "a\u001b[2Jb"}' "$TOKEN")" = 400 ]
+unicode_refused() {
+	[ "$(api POST /v1/clusters/orders/rotate '{"reason": "a\u009b31m"}' "$TOKEN")" = 400 ] &&
+		[ "$(api POST /v1/clusters/orders/rotate '{"reason": "a\u202eb"}' "$TOKEN")" = 400 ]
+}
+check "and with a C1 control or a bidi override" unicode_refused
 
-# A primary killed outside a rotation: the health check (every 10 s)
-# starts it again and records it.
+# A primary killed outside a rotation while another process holds its
+# port: the health check (every 10 s) records it down, and starts it
+# again once the port is free.
 port=$(primary_port)
 kill -KILL "$(postmaster_of "$port")"
+sleep 0.5
+/usr/bin/python3 -c 'import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+time.sleep(40)' "$port" &
+HOLDER=$!
+down() { rot audit list | grep -q primary_down; }
+check "a primary that cannot start is recorded down within 60 s" \
+	wait_for 60 down
+check "status says primary_down" \
+	sh -c "'$ROTATOR' -c '$T/rotator.json' status orders --json | grep -q '\"status\": \"primary_down\"'"
+kill "$HOLDER"
+wait "$HOLDER" 2>/dev/null
 restarted() {
 	rot audit list | grep -q primary_restarted &&
 		[ "$(psql_at "$port" 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]

@@ -190,8 +190,18 @@ sleep 11
 check "once, and it is not started again" still_down
 check "its replica is not blamed for it" \
 	sh -c "! '$ROTATOR' -c '$T/rotator.json' audit list | grep -q replica_lost"
+check "a rotation is refused while it is down" \
+	[ "$(api POST /v1/clusters/orders/rotate '' "$(cat "$T/token")")" = 409 ]
+
+# Nor does serve start it at its next start while its replica runs.
 stop_daemon
-check "serve starts it at its next start" start_daemon
-check "it answers again" [ "$(redis_at "$port" PING)" = PONG ]
+"$ROTATOR" -c "$T/rotator.json" serve >>"$T/serve.log" 2>&1 &
+DAEMON_PID=$!
+down_again() {
+	rot status orders --json 2>/dev/null |
+		grep -q '"status": "primary_down"'
+}
+check "serve leaves it down while its replica runs" wait_for 60 down_again
+check "it is still not running" sh -c "! kill -0 \$(head -n 1 '$T/state/clusters/orders/nodes/$gen/redis.pid') 2>/dev/null"
 check "audit verify passes at the end" rot audit verify
 finish
