@@ -21,6 +21,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +80,8 @@ struct endpoint {
 	struct event *wakeup; /* runs queued work on the loop thread */
 	struct event *accept_retry;
 	struct session *sessions; /* loop thread only */
+	int64_t warned_at;	  /* loop thread only: ep_warning() */
+	unsigned suppressed;
 
 	pthread_mutex_t lock; /* guards everything below */
 	struct endpoint_target targets[ENDPOINT_MAX_TARGETS];
@@ -94,6 +97,38 @@ struct endpoint {
 	bool drop_pending;	/* endpoint_drop_sessions() was called */
 	struct endpoint_stats stats;
 };
+
+/*
+ * A warning about one connection, at most one a second per endpoint: a
+ * client, or anyone who can reach the port, opening connections while the
+ * primary is down must not fill the disk with the daemon's log.  The
+ * warnings held back are counted in the next one.  Loop thread only.
+ */
+static void ep_warning(struct endpoint *ep, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void ep_warning(struct endpoint *ep, const char *fmt, ...)
+{
+	int64_t now = now_ms();
+	char text[512];
+	va_list ap;
+
+	if (ep->warned_at && now - ep->warned_at < 1000) {
+		ep->suppressed++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (ep->suppressed)
+		log_warning("endpoint \"%s\": %s (and %u more held back "
+			    "since the last)",
+			    ep->name, text, ep->suppressed);
+	else
+		log_warning("endpoint \"%s\": %s", ep->name, text);
+	ep->warned_at = now;
+	ep->suppressed = 0;
+}
 
 static void session_read_cb(struct bufferevent *bev, void *arg);
 static void session_write_cb(struct bufferevent *bev, void *arg);
@@ -261,16 +296,15 @@ static void session_connect(struct session *s)
 	struct sockaddr_in sin;
 
 	if (!session_take_target(s)) {
-		log_warning("endpoint \"%s\": no target, closing connection",
-			    ep->name);
+		ep_warning(ep, "no target, closing connection");
 		bufferevent_free(s->client);
 		free(s);
 		return;
 	}
 	session_link(s);
 	if (ipv4_sockaddr(s->host, s->port, &sin) < 0) {
-		log_warning("endpoint \"%s\": invalid target address \"%s:%d\"",
-			    ep->name, s->host, s->port);
+		ep_warning(ep, "invalid target address \"%s:%d\"", s->host,
+			   s->port);
 		session_fail(s);
 		return;
 	}
@@ -284,8 +318,8 @@ static void session_connect(struct session *s)
 	if (!s->server ||
 	    bufferevent_socket_connect(s->server, (struct sockaddr *)&sin,
 				       sizeof(sin)) < 0) {
-		log_warning("endpoint \"%s\": could not connect to %s:%d: %s",
-			    ep->name, s->host, s->port, strerror(errno));
+		ep_warning(ep, "could not connect to %s:%d: %s", s->host,
+			   s->port, strerror(errno));
 		session_fail(s);
 		return;
 	}
@@ -371,10 +405,9 @@ static void session_connect_done(struct session *s, short what)
 	}
 	if (!(what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)))
 		return;
-	log_warning("endpoint \"%s\": could not connect to %s:%d: %s", ep->name,
-		    s->host, s->port,
-		    err ? evutil_socket_error_to_string(err)
-			: "connection closed");
+	ep_warning(ep, "could not connect to %s:%d: %s", s->host, s->port,
+		   err ? evutil_socket_error_to_string(err)
+		       : "connection closed");
 	session_fail(s);
 }
 
@@ -475,8 +508,7 @@ static void endpoint_accept_cb(struct evconnlistener *listener,
 	s->ep = ep;
 	s->client = bufferevent_socket_new(ep->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!s->client) {
-		log_warning("endpoint \"%s\": could not set up a connection",
-			    ep->name);
+		ep_warning(ep, "could not set up a connection");
 		evutil_closesocket(fd);
 		free(s);
 		return;
@@ -508,8 +540,8 @@ static void endpoint_accept_error_cb(struct evconnlistener *listener, void *arg)
 	struct timeval tv = ms_to_timeval(ENDPOINT_ACCEPT_RETRY_MS);
 	int err = EVUTIL_SOCKET_ERROR();
 
-	log_warning("endpoint \"%s\": could not accept a connection: %s",
-		    ep->name, evutil_socket_error_to_string(err));
+	ep_warning(ep, "could not accept a connection: %s",
+		   evutil_socket_error_to_string(err));
 	evconnlistener_disable(listener);
 	evtimer_add(ep->accept_retry, &tv);
 }
