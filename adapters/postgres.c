@@ -676,9 +676,42 @@ static pid_t postmaster_pid(const struct node *n)
 	return pid;
 }
 
+/*
+ * Whether N's postmaster runs: the pid in its postmaster.pid is a live
+ * postgres process working in N's data directory.  A pid that another
+ * process got since (after a host restart, say) does not count.  Returns
+ * 1, 0, or -1 when it cannot be told now (the file or /proc cannot be
+ * read): then nothing must be done to the node on that ground.
+ */
+static int postmaster_state(const struct node *n, pid_t *pidp)
+{
+	char *dir = data_dir(n), real[PATH_MAX], link[64], cwd[PATH_MAX];
+	pid_t pid = postmaster_pid(n);
+	int state = 0;
+	ssize_t len;
+
+	*pidp = pid;
+	if (pid == -1) {
+		state = -1;
+	} else if (prov_pid_alive(pid)) {
+		snprintf(link, sizeof(link), "/proc/%d/cwd", (int)pid);
+		len = readlink(link, cwd, sizeof(cwd) - 1);
+		if (len < 0 || !realpath(dir, real))
+			state = errno == ENOENT ? 0 : -1;
+		else
+			state = (size_t)len == strlen(real) &&
+				memcmp(cwd, real, (size_t)len) == 0 &&
+				runs_postgres(pid);
+	}
+	free(dir);
+	return state;
+}
+
 static bool pg_running(struct cluster *cl, struct node *n)
 {
-	return prov_pid_alive(postmaster_pid(n));
+	pid_t pid;
+
+	return postmaster_state(n, &pid) != 0;
 }
 
 /*
@@ -727,8 +760,16 @@ static int stop_postmaster(struct cluster *cl, struct node *n, int64_t fast_ms,
 		int sig;
 		int64_t wait_ms;
 	} steps[] = {{SIGINT, fast_ms}, {SIGQUIT, 10000}, {SIGKILL, 10000}};
-	pid_t pid = postmaster_pid(n);
-	bool gone = !prov_pid_alive(pid);
+	pid_t pid;
+	int state = postmaster_state(n, &pid);
+	bool gone = state == 0;
+
+	/* A pid another process got since is not signalled. */
+	if (state == -1) {
+		snprintf(err, errlen,
+			 "could not tell whether postmaster %d runs", (int)pid);
+		return -1;
+	}
 
 	/*
 	 * Each signal comes with a SIGCONT, so that a stopped postmaster can
@@ -762,8 +803,16 @@ static int pg_stop(struct cluster *cl, struct node *n, char *err, size_t errlen)
 static int pg_ensure_running(struct cluster *cl, struct node *n, char *err,
 			     size_t errlen)
 {
-	if (prov_pid_alive(postmaster_pid(n)))
+	pid_t pid;
+
+	switch (postmaster_state(n, &pid)) {
+	case 1:
 		return 0;
+	case -1:
+		snprintf(err, errlen,
+			 "could not tell whether postmaster %d runs", (int)pid);
+		return -1;
+	}
 	if (end_orphans(cl, n, err, errlen) == -1)
 		return -1;
 	return pg_start(cl, n, err, errlen);

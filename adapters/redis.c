@@ -662,8 +662,11 @@ static bool rd_running(struct cluster *cl, struct node *n)
 	char err[256];
 	redisContext *c;
 
-	if (!n->adopted)
-		return prov_pid_alive(node_pid(n));
+	if (!n->adopted) {
+		pid_t pid = node_pid(n);
+
+		return pid == -1 || prov_pid_alive(pid);
+	}
 	c = rd_connect(cl, n, RD_QUERY_MS, err, sizeof(err));
 	redisFree(c);
 	return c != NULL;

@@ -245,19 +245,46 @@ static bool unknown_member(json_t *body, const char *const *keys,
 
 /*
  * Whether the UTF-8 sequence at S (valid: jansson checked it) is a
- * control that a terminal or a viewer acts on: C1 (U+0080-U+009F), the
- * line and paragraph separators (U+2028, U+2029), or a bidirectional
- * embedding, override or isolate (U+202A-U+202E, U+2066-U+2069).
+ * control or format character that a terminal or a viewer acts on or
+ * hides: C1 (U+0080-U+009F), U+061C, the zero-width and directional marks
+ * (U+200B-U+200F), the line and paragraph separators and bidirectional
+ * embeddings and overrides (U+2028-U+202E), the invisible operators and
+ * isolates (U+2060-U+2069), and U+FEFF.
  */
 static bool unicode_control(const unsigned char *s)
 {
-	if (s[0] == 0xc2)
+	switch (s[0]) {
+	case 0xc2:
 		return s[1] >= 0x80 && s[1] <= 0x9f;
-	if (s[0] != 0xe2)
-		return false;
-	if (s[1] == 0x80)
-		return s[2] >= 0xa8 && s[2] <= 0xae;
-	return s[1] == 0x81 && s[2] >= 0xa6 && s[2] <= 0xa9;
+	case 0xd8:
+		return s[1] == 0x9c;
+	case 0xe2:
+		if (s[1] == 0x80)
+			return (s[2] >= 0x8b && s[2] <= 0x8f) ||
+			       (s[2] >= 0xa8 && s[2] <= 0xae);
+		return s[1] == 0x81 && s[2] >= 0xa0 && s[2] <= 0xa9;
+	case 0xef:
+		return s[1] == 0xbb && s[2] == 0xbf;
+	}
+	return false;
+}
+
+/*
+ * The length of the space at S, ASCII or Unicode (U+00A0, U+2000-U+200A,
+ * U+202F, U+205F, U+3000), or 0.
+ */
+static int space_length(const unsigned char *s)
+{
+	if (s[0] == ' ')
+		return 1;
+	if (s[0] == 0xc2 && s[1] == 0xa0)
+		return 2;
+	if (s[0] == 0xe2 && s[1] == 0x80 && (s[2] <= 0x8a || s[2] == 0xaf))
+		return 3;
+	if ((s[0] == 0xe2 && s[1] == 0x81 && s[2] == 0x9f) ||
+	    (s[0] == 0xe3 && s[1] == 0x80 && s[2] == 0x80))
+		return 3;
+	return 0;
 }
 
 static bool text_member_ok(json_t *body, const char *key)
@@ -271,9 +298,13 @@ static bool text_member_ok(json_t *body, const char *key)
 	if (json_string_length(v) > MAX_TEXT)
 		return false;
 	for (s = (const unsigned char *)json_string_value(v); *s; s++) {
+		int space = space_length(s);
+
 		if (*s < 0x20 || *s == 0x7f || unicode_control(s))
 			return false;
-		if (*s != ' ')
+		if (space > 0)
+			s += space - 1;
+		else if ((*s & 0xc0) != 0x80)
 			blank = false;
 	}
 	return !blank;

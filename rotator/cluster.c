@@ -64,7 +64,7 @@ void cluster_publish(struct cluster *cl)
 	bool have_primary;
 
 	pthread_mutex_lock(&cl->lock);
-	have_primary = cluster_primary(cl) != NULL;
+	have_primary = cluster_primary(cl) != NULL && !cl->primary_down;
 	if (have_primary)
 		set_target(&primary, cluster_primary(cl));
 	for (int i = 0; i < cl->n_nodes && n < ENDPOINT_MAX_TARGETS; i++)

@@ -922,12 +922,13 @@ static int parse_root(struct parser *p, json_t *json, struct config *cfg)
 
 	/*
 	 * The state directory is written into the servers' archive and
-	 * restore commands, which a shell runs inside quotes.
+	 * restore commands, which PostgreSQL expands ('%') and a shell runs
+	 * inside quotes.
 	 */
-	if (cfg->state_dir[0] != '/' || strpbrk(cfg->state_dir, "'\"\\$`\n"))
+	if (cfg->state_dir[0] != '/' || strpbrk(cfg->state_dir, "'\"\\$`%\n"))
 		return fail(
 			p, "", "state_dir",
-			"\"%s\" must be an absolute path without quotes, backslashes, '$' or '`'",
+			"\"%s\" must be an absolute path without quotes, backslashes, '$', '`' or '%%'",
 			cfg->state_dir);
 	if (parse_clusters(p, &root, cfg) < 0)
 		return -1;

@@ -287,11 +287,22 @@ static void record_primary(struct cluster *cl, const struct node *primary,
 	json_decref(fields);
 }
 
-static void set_primary_down(struct cluster *cl, bool down)
+/*
+ * Mark PRIMARY down or up.  While it is down the endpoints forward to no
+ * one: anyone on the host could bind the port it left, and would get the
+ * clients' passwords.
+ */
+static void set_primary_down(struct cluster *cl, const struct node *primary,
+			     bool down)
 {
 	pthread_mutex_lock(&cl->lock);
 	cl->primary_down = down;
 	pthread_mutex_unlock(&cl->lock);
+	if (down)
+		endpoint_set_targets(cl->endpoint, NULL, 0);
+	else
+		endpoint_set_target(cl->endpoint, primary->host, primary->port);
+	cluster_publish(cl);
 }
 
 /*
@@ -317,7 +328,7 @@ static bool primary_left_down(struct cluster *cl, struct node *primary)
 			       "not started: it would come back with its last "
 			       "save only, and its running replicas would drop "
 			       "what came after it");
-		set_primary_down(cl, true);
+		set_primary_down(cl, primary, true);
 	}
 	return replica_runs;
 }
@@ -356,8 +367,12 @@ static void *startup_main(void *arg)
 	}
 	if (rc == 0) {
 		pthread_mutex_lock(&cl->lock);
-		endpoint_release(cl->endpoint, cluster_primary(cl)->host,
-				 cluster_primary(cl)->port);
+		if (cl->primary_down)
+			endpoint_release(cl->endpoint, NULL, 0);
+		else
+			endpoint_release(cl->endpoint,
+					 cluster_primary(cl)->host,
+					 cluster_primary(cl)->port);
 		pthread_mutex_unlock(&cl->lock);
 		cluster_publish(cl);
 		if (cl->reader)
@@ -417,10 +432,12 @@ static void spawn(void *(*fn)(void *), struct cluster *cl)
 int daemon_snapshot(struct cluster *cl, char *err, size_t errlen)
 {
 	pthread_mutex_lock(&cl->lock);
-	if (cl->snapshot_running || !cl->bootstrapped || cl->daemon->stopping) {
+	if (cl->snapshot_running || !cl->bootstrapped || cl->daemon->stopping ||
+	    cl->primary_down) {
 		snprintf(err, errlen, "%s",
 			 cl->snapshot_running	? "a snapshot is being taken"
 			 : cl->daemon->stopping ? "the daemon is stopping"
+			 : cl->primary_down	? "the primary is down"
 						: "cluster is not ready");
 		pthread_mutex_unlock(&cl->lock);
 		return -1;
@@ -586,15 +603,16 @@ static bool check_primary(struct cluster *cl, struct node *primary)
 	if (cl->adapter->running(cl, primary)) {
 		if (down) {
 			record_primary(cl, primary, "primary_up", '+', "");
-			set_primary_down(cl, false);
+			set_primary_down(cl, primary, false);
 		}
 		return true;
 	}
+	endpoint_set_targets(cl->endpoint, NULL, 0);
 	if (cl->adapter->restart_lost_primary) {
 		if (start_node(cl, primary, err) == 0) {
 			record_primary(cl, primary, "primary_restarted", '+',
 				       "it was not running");
-			set_primary_down(cl, false);
+			set_primary_down(cl, primary, false);
 			return true;
 		}
 	} else {
@@ -605,7 +623,7 @@ static bool check_primary(struct cluster *cl, struct node *primary)
 	}
 	if (!down) {
 		record_primary(cl, primary, "primary_down", '-', err);
-		set_primary_down(cl, true);
+		set_primary_down(cl, primary, true);
 	}
 	return false;
 }

@@ -421,7 +421,7 @@ pid_t prov_read_pid(const char *path)
 	long pid = 0;
 
 	if (!f)
-		return 0;
+		return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
 	if (fscanf(f, "%ld", &pid) != 1)
 		pid = 0;
 	fclose(f);
@@ -439,7 +439,7 @@ bool prov_pid_alive(pid_t pid)
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	f = fopen(path, "re");
 	if (!f)
-		return false;
+		return errno != ENOENT;
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
 	buf[n] = '\0';

@@ -70,13 +70,18 @@ int prov_write_file(struct cluster *cl, const char *path, const char *buf,
 int prov_owner(struct cluster *cl, uid_t *uid, gid_t *gid, char *err,
 	       size_t errlen) WUR;
 
-/* The pid on the first line of PATH (a server's pid file), or 0. */
+/*
+ * The pid on the first line of PATH (a server's pid file); 0 when there is
+ * no such file or it names none, -1 when it cannot be read now (as when
+ * the daemon's descriptors run out): the caller cannot tell.
+ */
 pid_t prov_read_pid(const char *path);
 
 /*
  * True while PID runs.  A daemonized server is not the daemon's child:
  * once it exits it may linger as a zombie until init reaps it, which
- * counts as gone.
+ * counts as gone.  A process that exists but cannot be looked at counts
+ * as running.
  */
 bool prov_pid_alive(pid_t pid);
 

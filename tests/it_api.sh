@@ -92,9 +92,12 @@ check "a reason with a control character is 400" \
 	[ "$(api POST /v1/clusters/orders/rotate '{"reason": "a\u001b[2Jb"}' "$TOKEN")" = 400 ]
 unicode_refused() {
 	[ "$(api POST /v1/clusters/orders/rotate '{"reason": "a\u009b31m"}' "$TOKEN")" = 400 ] &&
-		[ "$(api POST /v1/clusters/orders/rotate '{"reason": "a\u202eb"}' "$TOKEN")" = 400 ]
+		[ "$(api POST /v1/clusters/orders/rotate '{"reason": "a\u202eb"}' "$TOKEN")" = 400 ] &&
+		[ "$(api POST /v1/clusters/orders/rotate '{"reason": "a\u200fb"}' "$TOKEN")" = 400 ] &&
+		[ "$(api POST /v1/clusters/orders/rotate '{"reason": "\u3000\u00a0"}' "$TOKEN")" = 400 ]
 }
-check "and with a C1 control or a bidi override" unicode_refused
+check "and with a C1 control, a bidi mark, or Unicode spaces only" \
+	unicode_refused
 
 # A primary killed outside a rotation while another process holds its
 # port: the health check (every 10 s) records it down, and starts it
@@ -107,13 +110,24 @@ s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", int(sys.argv[1])))
 s.listen()
-time.sleep(40)' "$port" &
+s.settimeout(1)
+end = time.time() + 40
+while time.time() < end:
+    try:
+        s.accept()
+        open(sys.argv[2], "w").close()
+    except socket.timeout:
+        pass' "$port" "$T/squatter-reached" &
 HOLDER=$!
 down() { rot audit list | grep -q primary_down; }
 check "a primary that cannot start is recorded down within 60 s" \
 	wait_for 60 down
 check "status says primary_down" \
 	sh -c "'$ROTATOR' -c '$T/rotator.json' status orders --json | grep -q '\"status\": \"primary_down\"'"
+PGCONNECT_TIMEOUT=5 psql_at "$EP_PORT" 'SELECT 1' >/dev/null 2>&1
+sleep 1.5
+check "the endpoint sends no client to whoever holds the port" \
+	[ ! -e "$T/squatter-reached" ]
 kill "$HOLDER"
 wait "$HOLDER" 2>/dev/null
 restarted() {
@@ -122,5 +136,23 @@ restarted() {
 }
 check "a killed primary is started again and recorded" wait_for 60 restarted
 check "the cluster is ready again" cluster_ready
+
+# A postmaster.pid that names a live process that is not the postmaster
+# (its pid taken by another since): the primary is still found down.
+pidfile=$(find "$T" -name postmaster.pid | while IFS= read -r f; do
+	[ "$(sed -n 4p "$f")" = "$port" ] && echo "$f"; done)
+kill -KILL "$(head -n 1 "$pidfile")"
+sleep 60 &
+IMPOSTOR=$!
+sleep 0.5
+sed -i "1s/.*/$IMPOSTOR/" "$pidfile"
+twice() {
+	[ "$(rot audit list | grep -c primary_restarted)" -ge 2 ] &&
+		[ "$(psql_at "$port" 'SELECT 1' 2>/dev/null)" = 1 ]
+}
+check "a pid taken by another process does not hide a dead primary" \
+	wait_for 60 twice
+check "and that process was left alone" kill -0 "$IMPOSTOR"
+kill "$IMPOSTOR"
 check "audit verify passes" rot audit verify
 finish

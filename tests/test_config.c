@@ -156,15 +156,19 @@ static const struct bad_case bad_cases[] = {
 	{"state_dir with a quote",
 	 {{"state_dir", STR("/var/lib/it's")}},
 	 ": state_dir: \"/var/lib/it's\" must be an absolute path "
-	 "without quotes, backslashes, '$' or '`'"},
+	 "without quotes, backslashes, '$', '`' or '%'"},
 	{"state_dir with a dollar",
 	 {{"state_dir", STR("/var/$HOME")}},
 	 ": state_dir: \"/var/$HOME\" must be an absolute path "
-	 "without quotes, backslashes, '$' or '`'"},
+	 "without quotes, backslashes, '$', '`' or '%'"},
+	{"state_dir with a percent sign",
+	 {{"state_dir", STR("/tmp/a%fb")}},
+	 ": state_dir: \"/tmp/a%fb\" must be an absolute path "
+	 "without quotes, backslashes, '$', '`' or '%'"},
 	{"state_dir relative",
 	 {{"state_dir", STR("var/lib")}},
 	 ": state_dir: \"var/lib\" must be an absolute path "
-	 "without quotes, backslashes, '$' or '`'"},
+	 "without quotes, backslashes, '$', '`' or '%'"},
 	{"api not an object",
 	 {{"api", STR("127.0.0.1:7070")}},
 	 ": api: expected an object"},
