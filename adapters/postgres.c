@@ -48,6 +48,7 @@
 #define PG_START_TIMEOUT_MS (300 * 1000)
 #define PG_START_POLL_MS 5
 #define PG_SPAWN_MS (15 * 1000) /* to write postmaster.pid at all */
+#define PG_NUDGE_MS 250		/* pg_wait_replayed()'s wake-ups */
 #define MAX_ORPHANS 256
 #define ORPHAN_WAIT_MS 5000
 #define PG_LIVE_MS 5000 /* for the fresh node to replay a record */
@@ -1740,7 +1741,8 @@ static int pg_wait_replayed(struct cluster *cl, struct node *fresh,
 			    char *err, size_t errlen)
 {
 	PGconn *conn = pg_connect(cl, fresh, err, errlen);
-	char v[1][PG_VALUE_LEN];
+	int64_t nudge = now_ms() + PG_NUDGE_MS;
+	char v[1][PG_VALUE_LEN], ignored[256];
 	uint64_t replay = 0;
 	int rc = -1;
 
@@ -1761,6 +1763,24 @@ static int pg_wait_replayed(struct cluster *cl, struct node *fresh,
 				 "fresh node replayed only to %s, not past %s",
 				 v[0], point->position);
 			break;
+		}
+
+		/*
+		 * The startup process waits for WAL on a latch with a 5 s
+		 * time-out, and is woken by the WAL receiver as data is
+		 * flushed.  When the old primary's shutdown ends the stream
+		 * just as replay reaches a new segment (with archive_mode on,
+		 * a shutdown switches segments, so the shutdown checkpoint
+		 * is the first record of one), it has been seen to sleep out
+		 * those 5 s with the record already in pg_wal: a switch's
+		 * deadline.  A SIGHUP sets that latch; pg_reload_conf() sends
+		 * one, and changes nothing.
+		 */
+		if (now_ms() >= nudge) {
+			pg_row_within(conn, "SELECT pg_reload_conf()", v, 1,
+				      deadline - now_ms(), ignored,
+				      sizeof(ignored));
+			nudge = now_ms() + PG_NUDGE_MS;
 		}
 		sleep_ms(1);
 	}
