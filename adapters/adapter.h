@@ -41,6 +41,7 @@ struct catch_up {
 struct fence_point {
 	char position[64]; /* engine form: "0/3000028" */
 	uint64_t value;	   /* the same as a number */
+	char source[512];  /* engine's own: where the fenced node keeps it */
 };
 
 struct adapter {

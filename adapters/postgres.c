@@ -48,7 +48,7 @@
 #define PG_START_TIMEOUT_MS (300 * 1000)
 #define PG_START_POLL_MS 5
 #define PG_SPAWN_MS (15 * 1000) /* to write postmaster.pid at all */
-#define PG_NUDGE_MS 250		/* pg_wait_replayed()'s wake-ups */
+#define PG_HAND_MS 0		/* replay stuck this long: hand_segment() */
 #define MAX_ORPHANS 256
 #define ORPHAN_WAIT_MS 5000
 #define PG_LIVE_MS 5000 /* for the fresh node to replay a record */
@@ -1676,6 +1676,33 @@ static int pg_prepare_switch(struct cluster *cl, struct node *old, char *err,
  * all WAL up to it to the connected standbys.  pg_controldata then says
  * where that checkpoint is: the fresh node must replay past it.
  */
+/*
+ * The path of the WAL segment, in data directory DIR, that holds the
+ * fence point, into POINT->source; left empty when pg_controldata's
+ * CONTROL output does not tell the timeline or the segment size.
+ */
+static void segment_of(const char *control, const char *dir,
+		       struct fence_point *point)
+{
+	char tli[32], size[32];
+	unsigned long long seg_size, segno;
+
+	point->source[0] = '\0';
+	if (control_field(control, "Latest checkpoint's TimeLineID", tli,
+			  sizeof(tli)) == -1 ||
+	    control_field(control, "Bytes per WAL segment", size,
+			  sizeof(size)) == -1)
+		return;
+	seg_size = strtoull(size, NULL, 10);
+	if (seg_size == 0 || 0x100000000ULL % seg_size != 0)
+		return;
+	segno = point->value / seg_size;
+	snprintf(point->source, sizeof(point->source),
+		 "%s/pg_wal/%08lX%08llX%08llX", dir, strtoul(tli, NULL, 10),
+		 segno / (0x100000000ULL / seg_size),
+		 segno % (0x100000000ULL / seg_size));
+}
+
 static int pg_fence(struct cluster *cl, struct node *old,
 		    struct fence_point *point, int64_t deadline, char *err,
 		    size_t errlen)
@@ -1715,6 +1742,7 @@ static int pg_fence(struct cluster *cl, struct node *old,
 		goto out;
 	}
 	snprintf(point->position, sizeof(point->position), "%s", where);
+	segment_of(control, dir, point);
 	rc = 0;
 out:
 	free(control);
@@ -1736,13 +1764,49 @@ static int pg_unfence(struct cluster *cl, struct node *old, char *err,
 	return pg_start(cl, old, err, errlen);
 }
 
+/*
+ * Copy the WAL segment file SOURCE (of the stopped old primary) into
+ * FRESH's pg_wal under its own name, as run_as, by rename so that
+ * recovery never reads half of it.  The bytes are the ones the stream
+ * would have brought.  Logged, never fatal: the deadline still decides.
+ */
+static void hand_segment(struct cluster *cl, const struct node *fresh,
+			 const char *source)
+{
+	const char *name = strrchr(source, '/');
+	char *dir = data_dir(fresh), *tmp, *dest, err[512];
+	size_t len;
+	char *buf = read_file(source, &len);
+
+	name = name ? name + 1 : source;
+	tmp = xasprintf("%s/pg_wal/%s.rotator", dir, name);
+	dest = xasprintf("%s/pg_wal/%s", dir, name);
+	if (!buf)
+		log_warning("could not read \"%s\": %s", source,
+			    strerror(errno));
+	else if (prov_write_file(cl, tmp, buf, len, err, sizeof(err)) == -1)
+		log_warning("could not write \"%s\": %s", tmp, err);
+	else if (rename(tmp, dest) == -1)
+		log_warning("could not rename \"%s\": %s", tmp,
+			    strerror(errno));
+	else
+		log_info("handed WAL segment %s of the old primary to "
+			 "generation %d",
+			 name, fresh->generation);
+	free(buf);
+	free(dest);
+	free(tmp);
+	free(dir);
+}
+
 static int pg_wait_replayed(struct cluster *cl, struct node *fresh,
 			    const struct fence_point *point, int64_t deadline,
 			    char *err, size_t errlen)
 {
 	PGconn *conn = pg_connect(cl, fresh, err, errlen);
-	int64_t nudge = now_ms() + PG_NUDGE_MS;
-	char v[1][PG_VALUE_LEN], ignored[256];
+	int64_t hand_at = now_ms() + PG_HAND_MS;
+	char v[1][PG_VALUE_LEN];
+	bool handed = false;
 	uint64_t replay = 0;
 	int rc = -1;
 
@@ -1766,21 +1830,17 @@ static int pg_wait_replayed(struct cluster *cl, struct node *fresh,
 		}
 
 		/*
-		 * The startup process waits for WAL on a latch with a 5 s
-		 * time-out, and is woken by the WAL receiver as data is
-		 * flushed.  When the old primary's shutdown ends the stream
-		 * just as replay reaches a new segment (with archive_mode on,
-		 * a shutdown switches segments, so the shutdown checkpoint
-		 * is the first record of one), it has been seen to sleep out
-		 * those 5 s with the record already in pg_wal: a switch's
-		 * deadline.  A SIGHUP sets that latch; pg_reload_conf() sends
-		 * one, and changes nothing.
+		 * With archive_mode on, a shutdown switches WAL segments, so
+		 * the shutdown checkpoint is the first record of a new one.
+		 * A fresh node has been seen stopping at that boundary, its
+		 * stream gone with the old primary and the segment neither
+		 * streamed nor archived: it then waits out the switch.  The
+		 * old primary, stopped, holds the segment in its pg_wal; put
+		 * it in the fresh node's, where recovery looks next.
 		 */
-		if (now_ms() >= nudge) {
-			pg_row_within(conn, "SELECT pg_reload_conf()", v, 1,
-				      deadline - now_ms(), ignored,
-				      sizeof(ignored));
-			nudge = now_ms() + PG_NUDGE_MS;
+		if (point->source[0] && !handed && now_ms() >= hand_at) {
+			handed = true;
+			hand_segment(cl, fresh, point->source);
 		}
 		sleep_ms(1);
 	}
