@@ -48,7 +48,7 @@
 #define PG_START_TIMEOUT_MS (300 * 1000)
 #define PG_START_POLL_MS 5
 #define PG_SPAWN_MS (15 * 1000) /* to write postmaster.pid at all */
-#define PG_HAND_MS 0		/* replay stuck this long: hand_segment() */
+#define PG_HAND_MS 500		/* replay stuck this long: hand_segment() */
 #define MAX_ORPHANS 256
 #define ORPHAN_WAIT_MS 5000
 #define PG_LIVE_MS 5000 /* for the fresh node to replay a record */
