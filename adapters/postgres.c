@@ -563,9 +563,28 @@ static bool runs_postgres(int pid)
 	return strcmp(base ? base + 1 : exe, "postgres") == 0;
 }
 
+/*
+ * Whether PID is a live postgres process working in REAL, a resolved data
+ * directory: 1, 0, or -1 when its working directory cannot be read for
+ * another reason than that it is gone.
+ */
+static int works_in(int pid, const char *real)
+{
+	char link[64], cwd[PATH_MAX];
+	ssize_t len;
+
+	snprintf(link, sizeof(link), "/proc/%d/cwd", pid);
+	len = readlink(link, cwd, sizeof(cwd) - 1);
+	if (len < 0)
+		return errno == ENOENT ? 0 : -1;
+	cwd[len] = '\0';
+	return strcmp(cwd, real) == 0 && runs_postgres(pid) &&
+	       prov_pid_alive(pid);
+}
+
 static int dir_processes(const char *dir, pid_t *pids, int max)
 {
-	char real[PATH_MAX], link[64], cwd[PATH_MAX];
+	char real[PATH_MAX];
 	DIR *proc = opendir("/proc");
 	struct dirent *de;
 	int n = 0;
@@ -577,17 +596,8 @@ static int dir_processes(const char *dir, pid_t *pids, int max)
 	}
 	while ((de = readdir(proc)) != NULL) {
 		int pid = atoi(de->d_name);
-		ssize_t len;
 
-		if (pid <= 0)
-			continue;
-		snprintf(link, sizeof(link), "/proc/%d/cwd", pid);
-		len = readlink(link, cwd, sizeof(cwd) - 1);
-		if (len < 0)
-			continue;
-		cwd[len] = '\0';
-		if (strcmp(cwd, real) != 0 || !runs_postgres(pid) ||
-		    !prov_pid_alive(pid))
+		if (pid <= 0 || works_in(pid, real) != 1)
 			continue;
 		if (pids && n < max)
 			pids[n] = pid;
@@ -686,24 +696,17 @@ static pid_t postmaster_pid(const struct node *n)
  */
 static int postmaster_state(const struct node *n, pid_t *pidp)
 {
-	char *dir = data_dir(n), real[PATH_MAX], link[64], cwd[PATH_MAX];
+	char *dir = data_dir(n), real[PATH_MAX];
 	pid_t pid = postmaster_pid(n);
 	int state = 0;
-	ssize_t len;
 
 	*pidp = pid;
-	if (pid == -1) {
+	if (pid == -1)
 		state = -1;
-	} else if (prov_pid_alive(pid)) {
-		snprintf(link, sizeof(link), "/proc/%d/cwd", (int)pid);
-		len = readlink(link, cwd, sizeof(cwd) - 1);
-		if (len < 0 || !realpath(dir, real))
-			state = errno == ENOENT ? 0 : -1;
-		else
-			state = (size_t)len == strlen(real) &&
-				memcmp(cwd, real, (size_t)len) == 0 &&
-				runs_postgres(pid);
-	}
+	else if (prov_pid_alive(pid) && realpath(dir, real))
+		state = works_in(pid, real);
+	else if (prov_pid_alive(pid))
+		state = errno == ENOENT ? 0 : -1;
 	free(dir);
 	return state;
 }

@@ -264,3 +264,17 @@ int cluster_save_state(struct cluster *cl)
 	free(path);
 	return rc;
 }
+
+void cluster_retire_replica(struct cluster *cl, int gen)
+{
+	struct node *n;
+
+	pthread_mutex_lock(&cl->lock);
+	n = cluster_node(cl, gen);
+	if (n)
+		n->role = NODE_RETIRED;
+	if (cluster_save_state(cl) == -1)
+		slog_error(cl->scope, "could not save members");
+	pthread_mutex_unlock(&cl->lock);
+	cluster_publish(cl);
+}

@@ -112,6 +112,12 @@ struct node *cluster_node(struct cluster *cl, int gen);
  */
 void cluster_publish(struct cluster *cl);
 
+/*
+ * Take replica GEN out of the read set at once: its role becomes retired,
+ * saved, and published.  Caller does not hold CL->lock.
+ */
+void cluster_retire_replica(struct cluster *cl, int gen);
+
 /* Append a copy of N to the members.  Caller holds CL->lock. */
 void cluster_add_node(struct cluster *cl, const struct node *n);
 

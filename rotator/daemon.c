@@ -552,16 +552,8 @@ static void drop_replica(struct cluster *cl, struct node *r, const char *why)
 {
 	char err[ERRLEN];
 	json_t *fields;
-	struct node *n;
 
-	pthread_mutex_lock(&cl->lock);
-	n = cluster_node(cl, r->generation);
-	if (n)
-		n->role = NODE_RETIRED;
-	if (cluster_save_state(cl) == -1)
-		slog_error(cl->scope, "could not save members");
-	pthread_mutex_unlock(&cl->lock);
-	cluster_publish(cl);
+	cluster_retire_replica(cl, r->generation);
 	daemon_event(cl->daemon, cl->cfg->name, "-replica-lost", NULL,
 		     "generation %d: %s", r->generation, why);
 	fields = json_pack("{s:i, s:s}", "generation", r->generation, "reason",

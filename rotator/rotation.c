@@ -681,21 +681,6 @@ static int join_replica(struct rotation *rot, char *err)
 	return 0;
 }
 
-/* Take replica GEN out of the read set at once: role retired. */
-static void retire_replica(struct cluster *cl, int gen)
-{
-	struct node *n;
-
-	pthread_mutex_lock(&cl->lock);
-	n = cluster_node(cl, gen);
-	if (n)
-		n->role = NODE_RETIRED;
-	if (cluster_save_state(cl) == -1)
-		slog_error(cl->scope, "could not save members");
-	pthread_mutex_unlock(&cl->lock);
-	cluster_publish(cl);
-}
-
 /*
  * After a primary's leg: make every replica follow the new primary.  A
  * replica that does not is taken out of the read set at once and, once
@@ -732,7 +717,7 @@ static void follow_primary(struct rotation *rot)
 		}
 		milestone(rot, "-replica-lost", "generation %d: %s",
 			  r->generation, err);
-		retire_replica(cl, r->generation);
+		cluster_retire_replica(cl, r->generation);
 		lost[i] = true;
 	}
 	for (int i = 0; i < n; i++) {
